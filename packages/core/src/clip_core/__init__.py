@@ -1,0 +1,71 @@
+"""clip-core: model cards, the plugin registry, CLIP model composition, checkpoints and preprocessing.
+
+Towers, tokenizers, cards and losses come from plugins (``clip-encoders-vit``, ``clip-encoders-resnet``,
+``clip-encoders-text``, ``clip-losses`` or your own), discovered through the entry-point group ``clip_core``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from clip_core.cards import (
+    ModelCard,
+    PreprocessConfig,
+    PretrainedTagInfo,
+    Provenance,
+    TokenizerConfig,
+    TowerConfig,
+    card_json_schema,
+)
+from clip_core.catalog import get_card, list_cards
+from clip_core.checkpoints import load_checkpoint
+from clip_core.create import create_model
+from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
+from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
+from clip_core.model import ClipModel, ClipOutput
+from clip_core.preprocess import ImagePreprocess, get_preprocess
+from clip_core.pretrained import PretrainedWeights
+from clip_core.protocols import ImageEncoder, TextEncoder, Tokenizer
+from clip_core.registry import register_plugin, unregister_plugin
+from clip_core.tokenizer import get_tokenizer
+from clip_core.towers import build_tower
+
+try:
+    __version__ = version("clip-core")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+    __version__ = "0+unknown"
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "CardError",
+    "CheckpointError",
+    "ClipError",
+    "ClipModel",
+    "ClipOutput",
+    "ImageEncoder",
+    "ImagePreprocess",
+    "InputError",
+    "ModelCard",
+    "PluginError",
+    "PreprocessConfig",
+    "PretrainedError",
+    "PretrainedTagInfo",
+    "PretrainedWeights",
+    "Provenance",
+    "TextEncoder",
+    "Tokenizer",
+    "TokenizerConfig",
+    "TowerConfig",
+    "__version__",
+    "build_tower",
+    "card_json_schema",
+    "create_model",
+    "get_card",
+    "get_preprocess",
+    "get_tokenizer",
+    "hookimpl",
+    "list_cards",
+    "load_checkpoint",
+    "register_plugin",
+    "unregister_plugin",
+]

@@ -1,0 +1,112 @@
+"""The ``clip`` command line. User errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from clip_core import registry
+from clip_core.cards import ModelCard, card_json_schema
+from clip_core.catalog import get_card, list_cards
+from clip_core.errors import ClipError
+
+__all__ = ["main"]
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _cmd_plugins(args: argparse.Namespace) -> None:
+    infos = registry.plugins()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+        return
+    if not infos:
+        print("no plugins installed (pip install clip-encoders-vit clip-encoders-text, for example)")
+        return
+    for info in infos:
+        source = f"{info.distribution} {info.version}" if info.distribution else "registered at run time"
+        print(f"{info.name}  ({source}, plugin API {info.api_version})")
+        for label in ("towers", "tokenizers", "cards", "pretrained", "losses"):
+            items = getattr(info, label)
+            if items:
+                print(f"  {label}: {', '.join(items)}")
+
+
+def _cmd_cards_list(args: argparse.Namespace) -> None:
+    rows = []
+    for name in list_cards():
+        entry = registry.card_entry(name)
+        data = entry.data.model_dump() if isinstance(entry.data, ModelCard) else entry.data
+        image, text = data.get("image", {}), data.get("text", {})
+        rows.append([name, str(data.get("embed_dim", "?")), str(image.get("kind", "?")), str(text.get("kind", "?")),
+                     ", ".join(entry.aliases), entry.plugin])
+    if args.json:
+        keys = ["name", "embed_dim", "image", "text", "aliases", "plugin"]
+        print(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
+    elif rows:
+        _print_table(rows, ["card", "embed_dim", "image", "text", "aliases", "plugin"])
+    else:
+        print("no cards registered (install clip-encoders-vit or clip-encoders-resnet, or pass a card file)")
+
+
+def _cmd_cards_show(args: argparse.Namespace) -> None:
+    print(get_card(args.card).model_dump_json(indent=2))
+
+
+def _cmd_cards_schema(args: argparse.Namespace) -> None:
+    print(json.dumps(card_json_schema(), indent=2))
+
+
+def _cmd_cards_validate(args: argparse.Namespace) -> None:
+    for path in args.files:
+        card = get_card(Path(path))
+        print(f"{path}: ok (card {card.name!r}, embed_dim {card.embed_dim}, {card.image.kind} + {card.text.kind})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from clip_core import __version__
+
+    parser = argparse.ArgumentParser(prog="clip", description="clip-sdk: CLIP-family models, cards and plugins.")
+    parser.add_argument("--version", action="version", version=f"clip-core {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plugins = commands.add_parser("plugins", help="installed plugins, their versions and what each registers")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(run=_cmd_plugins)
+
+    cards = commands.add_parser("cards", help="list, show, validate model cards, or print their JSON Schema")
+    card_commands = cards.add_subparsers(dest="cards_command", required=True, metavar="SUBCOMMAND")
+    listing = card_commands.add_parser("list", help="registered cards")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(run=_cmd_cards_list)
+    show = card_commands.add_parser("show", help="a card as JSON (by name, alias or file)")
+    show.add_argument("card", help="card name, alias or file")
+    show.set_defaults(run=_cmd_cards_show)
+    schema = card_commands.add_parser("schema", help="JSON Schema of card files, with every installed tower kind")
+    schema.set_defaults(run=_cmd_cards_schema)
+    validate = card_commands.add_parser("validate", help="check card files (JSON, YAML or TOML)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(run=_cmd_cards_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``clip`` command line; returns the exit status (2 for user errors)."""
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except ClipError as exc:
+        print(f"clip: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `clip cards schema | head`
+        sys.stderr.close()
+    return 0

@@ -1,0 +1,553 @@
+"""The plugin registry: pluggy underneath, a typed facade on top.
+
+Callers use the functions of this module (``tower_kind``, ``card_entry``, ``plugins`` ...), never ``pm.hook``.
+Plugins are discovered through the entry-point group ``clip_core`` on first use; ``register_plugin`` adds one at
+run time (for notebooks). ``CLIP_DISABLED_PLUGINS`` (comma-separated entry-point names) blocks plugins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Literal, Protocol
+
+import pluggy
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from clip_core import hookspecs
+from clip_core.cardfiles import read_card_file
+from clip_core.cards import ModelCard, TokenizerConfig, TowerConfig, format_validation_error
+from clip_core.errors import CardError, PluginError, PretrainedError
+from clip_core.hookspecs import PLUGIN_API_VERSION
+from clip_core.pretrained import PretrainedWeights
+from clip_core.protocols import Tokenizer
+
+__all__ = [
+    "DISABLE_ENV",
+    "ENTRY_POINT_GROUP",
+    "KNOWN_PROVIDERS",
+    "CardEntry",
+    "LossEntry",
+    "PluginInfo",
+    "TokenizerKind",
+    "TowerKind",
+    "card_entry",
+    "card_names",
+    "loss",
+    "losses",
+    "plugins",
+    "pretrained_tags",
+    "pretrained_weights",
+    "register_plugin",
+    "reload",
+    "tokenizer_kind",
+    "tower_kind",
+    "tower_kinds",
+    "unregister_plugin",
+]
+
+ENTRY_POINT_GROUP = "clip_core"
+DISABLE_ENV = "CLIP_DISABLED_PLUGINS"
+
+#: Which distribution provides the kinds and losses clip-sdk publishes, for "install X" hints.
+KNOWN_PROVIDERS: Mapping[str, str] = {
+    "vit": "clip-encoders-vit",
+    "timm": "clip-encoders-vit",
+    "modified-resnet": "clip-encoders-resnet",
+    "text-transformer": "clip-encoders-text",
+    "clip-bpe": "clip-encoders-text",
+    "clip": "clip-losses",
+    "siglip": "clip-losses",
+    "ntxent": "clip-losses",
+}
+
+Modality = Literal["image", "text"]
+TowerBuilder = Callable[[Any, int], nn.Module]
+WeightConverter = Callable[[Mapping[str, torch.Tensor], Any], dict[str, torch.Tensor]]
+_KIND_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+@dataclass(frozen=True)
+class TowerKind:
+    """A registered tower kind: its config class, its builder and its foreign-weight converters."""
+
+    kind: str
+    modality: Modality
+    config: type[TowerConfig]
+    build: TowerBuilder
+    converters: Mapping[str, WeightConverter]
+    plugin: str
+
+
+@dataclass(frozen=True)
+class TokenizerKind:
+    """A registered tokenizer kind: ``build(TokenizerConfig) -> Tokenizer``."""
+
+    kind: str
+    build: Callable[[TokenizerConfig], Tokenizer]
+    plugin: str
+
+
+@dataclass(frozen=True)
+class CardEntry:
+    """A registered card, kept as raw data until it is asked for (it may use kinds of other plugins)."""
+
+    name: str
+    aliases: tuple[str, ...]
+    data: Mapping[str, Any] | ModelCard
+    origin: str
+    plugin: str
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """A registered loss: ``loss(**options)`` returns an ``nn.Module``."""
+
+    name: str
+    loss: Callable[..., nn.Module]
+    plugin: str
+
+
+@dataclass
+class PluginInfo:
+    """What ``clip plugins`` shows: who a plugin is and what it registered."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    api_version: str
+    towers: list[str] = field(default_factory=list)
+    cards: list[str] = field(default_factory=list)
+    tokenizers: list[str] = field(default_factory=list)
+    pretrained: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
+
+
+class RegisterTower(Protocol):
+    """The ``register`` callback of ``clip_register_towers``."""
+
+    def __call__(
+        self,
+        *,
+        kind: str,
+        modality: Modality,
+        config: type[TowerConfig],
+        build: TowerBuilder,
+        converters: Mapping[str, WeightConverter] | None = None,
+    ) -> None: ...
+
+
+class RegisterCard(Protocol):
+    """The ``register`` callback of ``clip_register_cards``."""
+
+    def __call__(self, card: str | os.PathLike[str] | Mapping[str, Any] | ModelCard | Any) -> None: ...
+
+
+class RegisterTokenizer(Protocol):
+    """The ``register`` callback of ``clip_register_tokenizers``."""
+
+    def __call__(self, *, kind: str, build: Callable[[TokenizerConfig], Tokenizer]) -> None: ...
+
+
+class RegisterPretrained(Protocol):
+    """The ``register`` callback of ``clip_register_pretrained`` (fields of :class:`PretrainedWeights`)."""
+
+    def __call__(self, *, card: str, tag: str, **fields: Any) -> None: ...
+
+
+class RegisterLoss(Protocol):
+    """The ``register`` callback of ``clip_register_losses``."""
+
+    def __call__(self, *, name: str, loss: Callable[..., nn.Module]) -> None: ...
+
+
+@dataclass
+class _Tables:
+    towers: dict[str, TowerKind] = field(default_factory=dict)
+    tokenizers: dict[str, TokenizerKind] = field(default_factory=dict)
+    cards: dict[str, CardEntry] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    pretrained: dict[tuple[str, str], PretrainedWeights] = field(default_factory=dict)
+    losses: dict[str, LossEntry] = field(default_factory=dict)
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+
+
+def _check_api_version(name: str, plugin: object, origin: str) -> str:
+    declared = getattr(plugin, "CLIP_PLUGIN_API", None)
+    fix = f'declare CLIP_PLUGIN_API = "{PLUGIN_API_VERSION}" in it'
+    if declared is None:
+        raise PluginError(f"plugin {name!r} ({origin}) does not declare the plugin API it was written for; {fix}")
+    parts = str(declared).split(".")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise PluginError(f"plugin {name!r} ({origin}) declares CLIP_PLUGIN_API = {declared!r}; {fix}")
+    major, minor = map(int, parts)
+    core_major, core_minor = map(int, PLUGIN_API_VERSION.split("."))
+    if major != core_major or minor > core_minor:
+        raise PluginError(
+            f"plugin {name!r} ({origin}) was written for clip-core plugin API {declared}, but this clip-core "
+            f"provides API {PLUGIN_API_VERSION}; install a version of the plugin made for it, or disable the plugin "
+            f"with {DISABLE_ENV}={name}"
+        )
+    return str(declared)
+
+
+class _Registry:
+    """Owns the pluggy plugin manager and the tables built from the plugins' registrations."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._pm: pluggy.PluginManager | None = None
+        self._tables: _Tables | None = None
+        self._meta: dict[str, tuple[str | None, str | None, str]] = {}
+
+    # -- loading ---------------------------------------------------------------------------------------------
+    def manager(self) -> pluggy.PluginManager:
+        with self._lock:
+            if self._pm is None:
+                self._pm = self._load_entry_points()
+            return self._pm
+
+    def _load_entry_points(self) -> pluggy.PluginManager:
+        pm = pluggy.PluginManager("clip_core")
+        pm.add_hookspecs(hookspecs)
+        for name in filter(None, (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))):
+            pm.set_blocked(name)
+        seen: set[str] = set()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in seen or pm.is_blocked(ep.name):
+                continue
+            seen.add(ep.name)
+            dist = getattr(ep, "dist", None)
+            dist_name, dist_version = (dist.metadata["Name"], dist.version) if dist is not None else (None, None)
+            origin = f"entry point {ep.value!r}" + (f" of {dist_name} {dist_version}" if dist_name else "")
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name!r} ({origin}) failed to import: {type(exc).__name__}: {exc}; fix or uninstall "
+                    f"it, or disable it with {DISABLE_ENV}={ep.name}"
+                ) from exc
+            api = _check_api_version(ep.name, plugin, origin)
+            self._register(pm, plugin, ep.name, origin)
+            self._meta[ep.name] = (dist_name, dist_version, api)
+        return pm
+
+    @staticmethod
+    def _register(pm: pluggy.PluginManager, plugin: object, name: str, origin: str) -> None:
+        try:
+            pm.register(plugin, name=name)
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            if pm.get_plugin(name) is not None:
+                pm.unregister(name=name)
+            raise PluginError(f"plugin {name!r} ({origin}) is invalid: {exc}") from exc
+
+    # -- run-time registration -------------------------------------------------------------------------------
+    def register_plugin(self, plugin: object, name: str | None = None) -> str:
+        with self._lock:
+            pm = self.manager()
+            name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+            origin = "registered at run time"
+            api = _check_api_version(name, plugin, origin)
+            previous = pm.get_plugin(name)
+            previous_meta = self._meta.get(name)
+            if previous is not None:
+                pm.unregister(name=name)
+            self._register(pm, plugin, name, origin)
+            self._meta[name] = (None, None, api)
+            try:
+                self._tables = self._collect(pm)
+            except PluginError:
+                pm.unregister(name=name)
+                if previous is not None and previous_meta is not None:
+                    pm.register(previous, name=name)
+                    self._meta[name] = previous_meta
+                else:
+                    self._meta.pop(name, None)
+                self._tables = None
+                raise
+            return name
+
+    def unregister_plugin(self, name: str) -> None:
+        with self._lock:
+            pm = self.manager()
+            if pm.get_plugin(name) is None:
+                raise PluginError(f"no plugin named {name!r} is registered; registered: {sorted(self._meta)}")
+            pm.unregister(name=name)
+            self._meta.pop(name, None)
+            self._tables = None
+
+    def reload(self) -> None:
+        with self._lock:
+            self._pm = None
+            self._tables = None
+            self._meta = {}
+
+    # -- the tables ------------------------------------------------------------------------------------------
+    def tables(self) -> _Tables:
+        with self._lock:
+            if self._tables is None:
+                self._tables = self._collect(self.manager())
+            return self._tables
+
+    def _collect(self, pm: pluggy.PluginManager) -> _Tables:
+        tables = _Tables()
+        for name, plugin in pm.list_name_plugin():
+            if plugin is None:
+                continue
+            dist_name, dist_version, api = self._meta.get(name, (None, None, "?"))
+            tables.plugins[name] = PluginInfo(name, dist_name, dist_version, api)
+        registrars = {
+            "clip_register_towers": self._tower_registrar,
+            "clip_register_cards": self._card_registrar,
+            "clip_register_tokenizers": self._tokenizer_registrar,
+            "clip_register_pretrained": self._pretrained_registrar,
+            "clip_register_losses": self._loss_registrar,
+        }
+        for hook_name, make_register in registrars.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                register = make_register(tables, impl.plugin_name)
+                try:
+                    impl.function(*[register for _ in impl.argnames])
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
+                    ) from exc
+        for card, tag in tables.pretrained:
+            if card not in tables.cards:
+                owner = next(p.name for p in tables.plugins.values() if f"{card}:{tag}" in p.pretrained)
+                raise PluginError(
+                    f"plugin {owner!r} registered pretrained weights {tag!r} for card {card!r}, which no plugin "
+                    "registers"
+                )
+        return tables
+
+    @staticmethod
+    def _tower_registrar(tables: _Tables, plugin: str) -> RegisterTower:
+        def register(
+            *,
+            kind: str,
+            modality: Modality,
+            config: type[TowerConfig],
+            build: TowerBuilder,
+            converters: Mapping[str, WeightConverter] | None = None,
+        ) -> None:
+            where = f"plugin {plugin!r} registering tower kind {kind!r}"
+            _check_kind_name(kind, where)
+            if modality not in ("image", "text"):
+                raise PluginError(f"{where}: modality must be 'image' or 'text', not {modality!r}")
+            if not (isinstance(config, type) and issubclass(config, TowerConfig) and config is not TowerConfig):
+                raise PluginError(f"{where}: config must be a subclass of clip_core.TowerConfig, not {config!r}")
+            if config.model_fields["kind"].default != kind:
+                raise PluginError(f"{where}: {config.__name__}.kind must default to {kind!r} (a Literal[{kind!r}])")
+            if not callable(build):
+                raise PluginError(f"{where}: build must be callable (config, embed_dim) -> nn.Module")
+            _no_duplicate(tables.towers, kind, plugin, "tower kind")
+            tables.towers[kind] = TowerKind(kind, modality, config, build, dict(converters or {}), plugin)
+            tables.plugins[plugin].towers.append(kind)
+
+        return register
+
+    @staticmethod
+    def _tokenizer_registrar(tables: _Tables, plugin: str) -> RegisterTokenizer:
+        def register(*, kind: str, build: Callable[[TokenizerConfig], Tokenizer]) -> None:
+            where = f"plugin {plugin!r} registering tokenizer kind {kind!r}"
+            _check_kind_name(kind, where)
+            if not callable(build):
+                raise PluginError(f"{where}: build must be callable (TokenizerConfig) -> Tokenizer")
+            _no_duplicate(tables.tokenizers, kind, plugin, "tokenizer kind")
+            tables.tokenizers[kind] = TokenizerKind(kind, build, plugin)
+            tables.plugins[plugin].tokenizers.append(kind)
+
+        return register
+
+    @staticmethod
+    def _card_registrar(tables: _Tables, plugin: str) -> RegisterCard:
+        def register(card: Any) -> None:
+            data: Mapping[str, Any] | ModelCard
+            if isinstance(card, ModelCard):
+                data, origin, name, aliases = card, f"plugin {plugin!r}", card.name, tuple(card.aliases)
+            else:
+                if isinstance(card, Mapping):
+                    data, origin = card, f"plugin {plugin!r}"
+                elif isinstance(card, (str, os.PathLike)) or hasattr(card, "read_text"):
+                    data, origin = read_card_file(card), f"{card} (plugin {plugin!r})"
+                else:
+                    raise PluginError(f"plugin {plugin!r} registered a card of type {type(card).__name__}")
+                name, aliases = data.get("name"), data.get("aliases", ())
+                if not isinstance(name, str) or not isinstance(aliases, (list, tuple)):
+                    raise PluginError(f"card from {origin} needs a string `name` and a list of `aliases`")
+                aliases = tuple(str(a) for a in aliases)
+            for key in (name, *aliases):
+                owner = tables.aliases.get(key) or (key if key in tables.cards else None)
+                if owner is not None:
+                    raise PluginError(
+                        f"card name or alias {key!r} from {origin} is already taken by card {owner!r} "
+                        f"(plugin {tables.cards[owner].plugin!r})"
+                    )
+            tables.cards[name] = CardEntry(name, aliases, data, origin, plugin)
+            tables.aliases.update({alias: name for alias in aliases})
+            tables.plugins[plugin].cards.append(name)
+
+        return register
+
+    @staticmethod
+    def _pretrained_registrar(tables: _Tables, plugin: str) -> RegisterPretrained:
+        def register(*, card: str, tag: str, **fields: Any) -> None:
+            try:
+                weights = PretrainedWeights(card=card, tag=tag, **fields)
+            except ValidationError as exc:
+                raise PluginError(
+                    f"plugin {plugin!r} registered invalid pretrained weights {card}:{tag}: "
+                    f"{format_validation_error(exc)}"
+                ) from None
+            _no_duplicate(tables.pretrained, (card, tag), plugin, "pretrained weights")
+            tables.pretrained[(card, tag)] = weights
+            tables.plugins[plugin].pretrained.append(f"{card}:{tag}")
+
+        return register
+
+    @staticmethod
+    def _loss_registrar(tables: _Tables, plugin: str) -> RegisterLoss:
+        def register(*, name: str, loss: Callable[..., nn.Module]) -> None:
+            where = f"plugin {plugin!r} registering loss {name!r}"
+            _check_kind_name(name, where)
+            if not callable(loss):
+                raise PluginError(f"{where}: loss must be callable (**options) -> nn.Module")
+            _no_duplicate(tables.losses, name, plugin, "loss")
+            tables.losses[name] = LossEntry(name, loss, plugin)
+            tables.plugins[plugin].losses.append(name)
+
+        return register
+
+
+def _check_kind_name(kind: object, where: str) -> None:
+    if not isinstance(kind, str) or not kind or not set(kind) <= _KIND_CHARS or not kind[0].isalnum():
+        raise PluginError(f"{where}: names are lower-case letters, digits, '.', '_' and '-', got {kind!r}")
+
+
+def _no_duplicate(table: Mapping[Any, Any], key: object, plugin: str, what: str) -> None:
+    if key in table:
+        other = getattr(table[key], "plugin", None) or "another plugin"
+        raise PluginError(
+            f"{what} {key!r} is registered by both {other!r} and {plugin!r}; disable one with {DISABLE_ENV}"
+        )
+
+
+def _unknown(what: str, name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    message = f"unknown {what} {name!r}"
+    close = difflib.get_close_matches(name, known, n=3)
+    if close:
+        message += f"; did you mean {', '.join(map(repr, close))}?"
+    if what == "card" and name.startswith(("ViT", "RN")):
+        package = "clip-encoders-vit" if name.startswith("ViT") else "clip-encoders-resnet"
+        message += f"; OpenAI's and open_clip's cards come with {package} (pip install {package})"
+    elif name in KNOWN_PROVIDERS:
+        message += f"; it is provided by {KNOWN_PROVIDERS[name]} (pip install {KNOWN_PROVIDERS[name]})"
+    else:
+        message += f"; installed: {', '.join(known) if known else 'none'}"
+    return message
+
+
+_REGISTRY = _Registry()
+
+
+# -- the facade --------------------------------------------------------------------------------------------------
+def tower_kind(kind: str) -> TowerKind:
+    """The registered tower kind ``kind``; :class:`CardError` naming the providing package if unknown."""
+    towers = _REGISTRY.tables().towers
+    if kind not in towers:
+        raise CardError(_unknown("tower kind", kind, towers))
+    return towers[kind]
+
+
+def tower_kinds(modality: Modality | None = None) -> dict[str, TowerKind]:
+    """All registered tower kinds, optionally only those of one modality."""
+    return {k: v for k, v in _REGISTRY.tables().towers.items() if modality in (None, v.modality)}
+
+
+def tokenizer_kind(kind: str) -> TokenizerKind:
+    """The registered tokenizer kind ``kind``; :class:`CardError` if unknown."""
+    tokenizers = _REGISTRY.tables().tokenizers
+    if kind not in tokenizers:
+        raise CardError(_unknown("tokenizer kind", kind, tokenizers))
+    return tokenizers[kind]
+
+
+def card_names() -> list[str]:
+    """Names of all registered cards, sorted."""
+    return sorted(_REGISTRY.tables().cards)
+
+
+def card_entry(name: str) -> CardEntry:
+    """The registered card called ``name`` (or with ``name`` as an alias); :class:`CardError` if unknown."""
+    tables = _REGISTRY.tables()
+    key = tables.aliases.get(name, name)
+    if key not in tables.cards:
+        raise CardError(_unknown("card", name, [*tables.cards, *tables.aliases]))
+    return tables.cards[key]
+
+
+def pretrained_tags(card: str) -> list[str]:
+    """Pretrained tags registered for the card named ``card``."""
+    return sorted(tag for name, tag in _REGISTRY.tables().pretrained if name == card)
+
+
+def pretrained_weights(card: str, tag: str) -> PretrainedWeights:
+    """The pretrained weights registered as ``card``/``tag``; :class:`PretrainedError` if none."""
+    table = _REGISTRY.tables().pretrained
+    if (card, tag) not in table:
+        tags = pretrained_tags(card)
+        raise PretrainedError(
+            f"no pretrained weights {tag!r} for card {card!r}; "
+            + (f"known tags: {', '.join(tags)}" if tags else "none are registered for this card")
+            + "; pass a local checkpoint path instead"
+        )
+    return table[(card, tag)]
+
+
+def loss(name: str) -> LossEntry:
+    """The registered loss ``name``; :class:`PluginError` naming the providing package if unknown."""
+    table = _REGISTRY.tables().losses
+    if name not in table:
+        raise PluginError(_unknown("loss", name, table))
+    return table[name]
+
+
+def losses() -> dict[str, LossEntry]:
+    """All registered losses."""
+    return dict(_REGISTRY.tables().losses)
+
+
+def plugins() -> list[PluginInfo]:
+    """Every registered plugin with its distribution, version, declared API and registrations."""
+    return list(_REGISTRY.tables().plugins.values())
+
+
+def register_plugin(plugin: object, name: str | None = None) -> str:
+    """Register a plugin (a module or object with ``@hookimpl`` functions) at run time; returns its name.
+
+    A plugin already registered under the same name is replaced. The plugin must declare ``CLIP_PLUGIN_API``;
+    its registrations are checked at once, and a plugin whose registrations conflict is not kept.
+    """
+    return _REGISTRY.register_plugin(plugin, name)
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove the plugin registered as ``name`` and everything it registered."""
+    _REGISTRY.unregister_plugin(name)
+
+
+def reload() -> None:
+    """Forget all plugins; they are discovered again (entry points, ``CLIP_DISABLED_PLUGINS``) on next use."""
+    _REGISTRY.reload()
+
