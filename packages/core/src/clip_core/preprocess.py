@@ -59,7 +59,7 @@ class ImagePreprocess:
         c = self.config
         return (
             f"ImagePreprocess(image_size={c.image_size}, resize_mode={c.resize_mode!r}, "
-            f"interpolation={c.interpolation!r}, mean={c.mean}, std={c.std})"
+            f"interpolation={c.interpolation!r}, mean={c.mean}, std={c.std}, fill_color={c.fill_color})"
         )
 
 
@@ -84,28 +84,37 @@ def _longer_side_to(size: tuple[int, int], target: int) -> tuple[int, int]:
     """open_clip's ``ResizeKeepRatio(longest=1)``: the longer side becomes ``target``, the shorter is rounded."""
     width, height = size
     ratio = max(width / target, height / target)
-    return round(width / ratio), round(height / ratio)
+    new_width, new_height = round(width / ratio), round(height / ratio)
+    if not (new_width and new_height):
+        raise InputError(
+            f"a {width}x{height} image is too thin for resize_mode 'longest' at {target} pixels: "
+            "its shorter side would round to 0 pixels"
+        )
+    return new_width, new_height
 
 
 def _pad_to(image: Image.Image, target: int, fill: int) -> Image.Image:
+    """open_clip's ``CenterCropOrPad`` padding (torchvision's ``F.pad``): ``fill`` in every band, the palette kept.
+
+    A bare int would be read by Pillow as a packed pixel (only the first band gets ``fill``), so multi-band images
+    get one ``fill`` per band, as torchvision passes it.
+    """
     width, height = image.size
     if width >= target and height >= target:
         return image
     dx, dy = max(target - width, 0), max(target - height, 0)
     border = (dx // 2, dy // 2, (dx + 1) // 2, (dy + 1) // 2)
-    if image.mode == "P":
-        palette = image.getpalette()
-        padded = ImageOps.expand(image, border=border, fill=fill)
-        if palette is not None:
-            padded.putpalette(palette)
-        return padded
-    return ImageOps.expand(image, border=border, fill=fill)
+    bands = len(image.getbands())
+    padded = ImageOps.expand(image, border=border, fill=fill if bands == 1 else (fill,) * bands)
+    if image.mode == "P" and (palette := image.getpalette()) is not None:
+        padded.putpalette(palette)
+    return padded
 
 
 def _center_crop(image: Image.Image, target: int) -> Image.Image:
     width, height = image.size
-    top = int(round((height - target) / 2.0))
-    left = int(round((width - target) / 2.0))
+    top = round((height - target) / 2.0)
+    left = round((width - target) / 2.0)
     if (left, top, width, height) == (0, 0, target, target):
         return image
     return image.crop((left, top, left + target, top + target))
