@@ -45,7 +45,7 @@ def read_card_file(path: str | os.PathLike[str] | _Readable) -> dict[str, Any]:
 
     ``path`` may be a filesystem path or an ``importlib.resources`` traversable (a card shipped as package data).
     """
-    source: Any = path if hasattr(path, "read_text") else Path(path)  # type: ignore[arg-type]
+    source: Any = path if hasattr(path, "read_text") else Path(path)
     suffix = Path(str(source.name)).suffix.lower()
     parse = _PARSERS.get(suffix)
     if parse is None:

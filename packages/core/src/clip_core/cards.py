@@ -90,27 +90,27 @@ class PreprocessConfig(_Strict):
     """How an image becomes the pixels the image tower reads (the same steps as OpenAI's and open_clip's)."""
 
     image_size: Annotated[int, Field(gt=0, le=8192)] = Field(
-        description="Side of the square input, in pixels. Defaults to the image tower's `image_size`."
+        default=224, description="Side of the square input, in pixels. In a card, defaults to the image tower's `image_size`."
     )
-    mean: tuple[float, float, float] = Field(OPENAI_MEAN, description="Per-channel mean (RGB) subtracted.")
+    mean: tuple[float, float, float] = Field(default=OPENAI_MEAN, description="Per-channel mean (RGB) subtracted.")
     std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(
-        OPENAI_STD, description="Per-channel standard deviation (RGB) divided by."
+        default=OPENAI_STD, description="Per-channel standard deviation (RGB) divided by."
     )
-    interpolation: Literal["bicubic", "bilinear"] = Field("bicubic", description="Resampling filter.")
+    interpolation: Literal["bicubic", "bilinear"] = Field(default="bicubic", description="Resampling filter.")
     resize_mode: Literal["shortest", "longest", "squash"] = Field(
-        "shortest",
+        default="shortest",
         description="'shortest': resize the shorter side, then center crop; 'longest': resize the longer side, "
         "then pad and center crop; 'squash': resize both sides, ignoring the aspect ratio.",
     )
-    fill_color: Annotated[int, Field(ge=0, le=255)] = Field(0, description="Padding value for 'longest'.")
+    fill_color: Annotated[int, Field(ge=0, le=255)] = Field(default=0, description="Padding value for 'longest'.")
 
 
 class TokenizerConfig(_Strict):
     """Which tokenizer turns text into ids, and how many ids the text tower reads."""
 
-    kind: KindName = Field("clip-bpe", description="Tokenizer kind, as registered by a plugin.")
+    kind: KindName = Field(default="clip-bpe", description="Tokenizer kind, as registered by a plugin.")
     context_length: Annotated[int, Field(gt=1, le=65536)] = Field(
-        77, description="Ids per text, start and end tokens included. Defaults to the text tower's."
+        default=77, description="Ids per text, start and end tokens included. In a card, defaults to the text tower's."
     )
 
 
@@ -118,7 +118,7 @@ class PretrainedTagInfo(_Strict):
     """What is published about one set of pretrained weights for a card."""
 
     tag: Annotated[str, Field(pattern=_KIND)] = Field(description="Pretrained tag, e.g. 'openai'.")
-    dataset: str | None = Field(None, description="Training data set, e.g. 'LAION-2B'.")
+    dataset: str | None = Field(default=None, description="Training data set, e.g. 'LAION-2B'.")
     zero_shot: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, description="Published zero-shot top-1 accuracy by benchmark, e.g. {'imagenet1k': 0.632}."
     )
@@ -127,10 +127,10 @@ class PretrainedTagInfo(_Strict):
 class Provenance(_Strict):
     """Where a configuration comes from."""
 
-    paper: str | None = Field(None, description="Paper that introduced the configuration.")
-    url: str | None = Field(None, description="Where the configuration is published.")
-    notes: str | None = Field(None, description="Anything a user should know, e.g. the activation it needs.")
-    pretrained: tuple[PretrainedTagInfo, ...] = Field((), description="Published weights for this card.")
+    paper: str | None = Field(default=None, description="Paper that introduced the configuration.")
+    url: str | None = Field(default=None, description="Where the configuration is published.")
+    notes: str | None = Field(default=None, description="Anything a user should know, e.g. the activation it needs.")
+    pretrained: tuple[PretrainedTagInfo, ...] = Field(default=(), description="Published weights for this card.")
 
 
 class ModelCard(_Strict):
@@ -144,30 +144,20 @@ class ModelCard(_Strict):
     embed_dim: Annotated[int, Field(gt=0, le=65536)] = Field(description="Width of the shared embedding space.")
     image: SerializeAsAny[TowerConfig] = Field(description="Image tower configuration (its `kind` selects it).")
     text: SerializeAsAny[TowerConfig] = Field(description="Text tower configuration (its `kind` selects it).")
-    preprocess: PreprocessConfig = Field(description="Image preprocessing; `image_size` defaults to the tower's.")
-    tokenizer: TokenizerConfig = Field(description="Tokenizer; `context_length` defaults to the text tower's.")
+    preprocess: PreprocessConfig = Field(
+        default_factory=PreprocessConfig, description="Image preprocessing; `image_size` defaults to the tower's."
+    )
+    tokenizer: TokenizerConfig = Field(
+        default_factory=TokenizerConfig, description="Tokenizer; `context_length` defaults to the text tower's."
+    )
     init_logit_scale: float = Field(
-        DEFAULT_LOGIT_SCALE, description="Initial log of the logit scale (temperature), ln(1/0.07) by default."
+        default=DEFAULT_LOGIT_SCALE, description="Initial log of the logit scale (temperature), ln(1/0.07) by default."
     )
     init_logit_bias: float | None = Field(
-        None, description="Initial logit bias (SigLIP-style models, e.g. -10); None for no bias."
+        default=None, description="Initial logit bias (SigLIP-style models, e.g. -10); None for no bias."
     )
-    aliases: tuple[Alias, ...] = Field((), description="Other names for this card, e.g. OpenAI's 'ViT-B/32'.")
+    aliases: tuple[Alias, ...] = Field(default=(), description="Other names for this card, e.g. OpenAI's 'ViT-B/32'.")
     provenance: Provenance = Field(default_factory=Provenance, description="Paper, source and published weights.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults_from_towers(cls, data: Any) -> Any:
-        """Fill `preprocess.image_size` and `tokenizer.context_length` from the towers when not given."""
-        if not isinstance(data, Mapping):
-            return data
-        data = dict(data)
-        for section, key, tower in (("preprocess", "image_size", "image"), ("tokenizer", "context_length", "text")):
-            current = data.get(section, {})
-            value = _tower_field(data.get(tower), key)
-            if isinstance(current, Mapping):
-                data[section] = {key: value, **current} if value is not None else current
-        return data
 
     @field_validator("image", "text")
     @classmethod
@@ -181,27 +171,22 @@ class ModelCard(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _towers_agree_with_sections(self) -> ModelCard:
+    def _sections_follow_towers(self) -> ModelCard:
+        """`preprocess.image_size` and `tokenizer.context_length` default to the towers' and must agree with them."""
         for section, key, tower in (("preprocess", "image_size", "image"), ("tokenizer", "context_length", "text")):
+            config = getattr(self, section)
             expected = getattr(getattr(self, tower), key, None)
-            given = getattr(getattr(self, section), key)
-            if expected is not None and expected != given:
-                raise _field_error(
-                    "ModelCard",
-                    (section, key),
-                    given,
-                    f"{given} disagrees with {tower}.{key} ({expected}); leave it out to use the tower's",
-                )
+            if expected is None or getattr(config, key) == expected:
+                continue
+            given = getattr(config, key)
+            if key in config.model_fields_set:
+                message = f"{given} disagrees with {tower}.{key} ({expected}); leave it out to use the tower's"
+                raise _field_error("ModelCard", (section, key), given, message)
+            object.__setattr__(self, section, config.model_copy(update={key: expected}))  # frozen: set once, here
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_card_from_json, (self.model_dump_json(),))
-
-
-def _tower_field(tower: Any, key: str) -> Any:
-    if isinstance(tower, Mapping):
-        return tower.get(key)
-    return getattr(tower, key, None)
 
 
 def _field_error(title: str, loc: tuple[str, ...], value: Any, message: str) -> ValidationError:

@@ -56,4 +56,4 @@ def validate_card(data: Mapping[str, Any], origin: str) -> ModelCard:
 
 
 def _looks_like_path(text: str) -> bool:
-    return Path(text).suffix.lower() in CARD_SUFFIXES or os.sep in text and Path(text).exists()
+    return Path(text).suffix.lower() in CARD_SUFFIXES or (os.sep in text and Path(text).exists())

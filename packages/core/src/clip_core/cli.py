@@ -18,9 +18,9 @@ __all__ = ["main"]
 
 
 def _print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in (header, *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_plugins(args: argparse.Namespace) -> None:
@@ -46,11 +46,19 @@ def _cmd_cards_list(args: argparse.Namespace) -> None:
         entry = registry.card_entry(name)
         data = entry.data.model_dump() if isinstance(entry.data, ModelCard) else entry.data
         image, text = data.get("image", {}), data.get("text", {})
-        rows.append([name, str(data.get("embed_dim", "?")), str(image.get("kind", "?")), str(text.get("kind", "?")),
-                     ", ".join(entry.aliases), entry.plugin])
+        rows.append(
+            [
+                name,
+                str(data.get("embed_dim", "?")),
+                str(image.get("kind", "?")),
+                str(text.get("kind", "?")),
+                ", ".join(entry.aliases),
+                entry.plugin,
+            ]
+        )
     if args.json:
         keys = ["name", "embed_dim", "image", "text", "aliases", "plugin"]
-        print(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
+        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
     elif rows:
         _print_table(rows, ["card", "embed_dim", "image", "text", "aliases", "plugin"])
     else:

@@ -20,15 +20,15 @@ class PretrainedWeights(BaseModel):
 
     card: str = Field(description="Name of the card these weights fit.")
     tag: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = Field(description="Pretrained tag.")
-    url: str | None = Field(None, description="Direct download URL.")
-    hf_hub_id: str | None = Field(None, description="Hugging Face hub repository, e.g. 'laion/CLIP-ViT-B-32'.")
-    filename: str | None = Field(None, description="File inside the hub repository.")
+    url: str | None = Field(default=None, description="Direct download URL.")
+    hf_hub_id: str | None = Field(default=None, description="Hugging Face hub repository, e.g. 'laion/CLIP-ViT-B-32'.")
+    filename: str | None = Field(default=None, description="File inside the hub repository.")
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
-        None, description="SHA-256 of the file, checked after download."
+        default=None, description="SHA-256 of the file, checked after download."
     )
-    format: str | None = Field(None, description="Checkpoint layout, e.g. 'openai-torchscript', 'open_clip', 'hf'.")
-    license: str | None = Field(None, description="License of the weights.")
-    dataset: str | None = Field(None, description="Data set the weights were trained on.")
+    format: str | None = Field(default=None, description="Checkpoint layout, e.g. 'openai-torchscript', 'open_clip', 'hf'.")
+    license: str | None = Field(default=None, description="License of the weights.")
+    dataset: str | None = Field(default=None, description="Data set the weights were trained on.")
 
     @model_validator(mode="after")
     def _one_source(self) -> PretrainedWeights:

@@ -243,23 +243,30 @@ class _Registry:
         try:
             pm.register(plugin, name=name)
             pm.check_pending()
-        except pluggy.PluginValidationError as exc:
+        except (pluggy.PluginValidationError, ValueError) as exc:  # ValueError: already registered under another name
             if pm.get_plugin(name) is not None:
                 pm.unregister(name=name)
-            raise PluginError(f"plugin {name!r} ({origin}) is invalid: {exc}") from exc
+            lines = str(exc).splitlines()  # one line: pluggy's messages span several, ValueError's ends in a dump
+            detail = lines[0] if isinstance(exc, ValueError) else "; ".join(lines)
+            raise PluginError(f"plugin {name!r} ({origin}) is invalid: {detail}") from exc
 
     # -- run-time registration -------------------------------------------------------------------------------
     def register_plugin(self, plugin: object, name: str | None = None) -> str:
         with self._lock:
             pm = self.manager()
-            name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+            name = name or str(getattr(plugin, "__name__", None) or type(plugin).__name__)
             origin = "registered at run time"
             api = _check_api_version(name, plugin, origin)
             previous = pm.get_plugin(name)
             previous_meta = self._meta.get(name)
             if previous is not None:
                 pm.unregister(name=name)
-            self._register(pm, plugin, name, origin)
+            try:
+                self._register(pm, plugin, name, origin)
+            except PluginError:
+                if previous is not None:
+                    pm.register(previous, name=name)
+                raise
             self._meta[name] = (None, None, api)
             try:
                 self._tables = self._collect(pm)
@@ -382,10 +389,10 @@ class _Registry:
                     data, origin = read_card_file(card), f"{card} (plugin {plugin!r})"
                 else:
                     raise PluginError(f"plugin {plugin!r} registered a card of type {type(card).__name__}")
-                name, aliases = data.get("name"), data.get("aliases", ())
-                if not isinstance(name, str) or not isinstance(aliases, (list, tuple)):
+                raw_name, raw_aliases = data.get("name"), data.get("aliases", ())
+                if not isinstance(raw_name, str) or not isinstance(raw_aliases, (list, tuple)):
                     raise PluginError(f"card from {origin} needs a string `name` and a list of `aliases`")
-                aliases = tuple(str(a) for a in aliases)
+                name, aliases = raw_name, tuple(str(a) for a in raw_aliases)
             for key in (name, *aliases):
                 owner = tables.aliases.get(key) or (key if key in tables.cards else None)
                 if owner is not None:
@@ -409,7 +416,12 @@ class _Registry:
                     f"plugin {plugin!r} registered invalid pretrained weights {card}:{tag}: "
                     f"{format_validation_error(exc)}"
                 ) from None
-            _no_duplicate(tables.pretrained, (card, tag), plugin, "pretrained weights")
+            if (card, tag) in tables.pretrained:  # PretrainedWeights does not record its plugin: look it up
+                owner = next(p.name for p in tables.plugins.values() if f"{card}:{tag}" in p.pretrained)
+                raise PluginError(
+                    f"pretrained weights {card}:{tag} are registered by both {owner!r} and {plugin!r}; disable one "
+                    f"with {DISABLE_ENV}"
+                )
             tables.pretrained[(card, tag)] = weights
             tables.plugins[plugin].pretrained.append(f"{card}:{tag}")
 
@@ -550,4 +562,3 @@ def unregister_plugin(name: str) -> None:
 def reload() -> None:
     """Forget all plugins; they are discovered again (entry points, ``CLIP_DISABLED_PLUGINS``) on next use."""
     _REGISTRY.reload()
-

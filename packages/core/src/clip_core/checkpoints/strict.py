@@ -21,7 +21,7 @@ def _listing(keys: Iterable[str]) -> str:
 
 
 def load_state_dict_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Copy ``state`` into ``module``; raise :class:`CheckpointError` listing missing, unexpected and mis-shaped keys."""
+    """Copy ``state`` into ``module``; a :class:`CheckpointError` lists missing, unexpected and mis-shaped keys."""
     expected = module.state_dict()
     missing = expected.keys() - state.keys()
     unexpected = state.keys() - expected.keys()

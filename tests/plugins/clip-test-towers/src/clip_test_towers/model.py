@@ -26,8 +26,8 @@ class BagOfWordsConfig(TowerConfig):
     """Text tower: embed ids, average the non-padding positions, project."""
 
     kind: Literal["bag-of-words"] = "bag-of-words"
-    vocab_size: Positive = Field(259, description="Number of ids.")
-    context_length: Positive = Field(32, description="Ids per text.")
+    vocab_size: Positive = Field(default=259, description="Number of ids.")
+    context_length: Positive = Field(default=32, description="Ids per text.")
     width: Positive = Field(description="Embedding width.")
 
 
@@ -43,7 +43,8 @@ class PatchMeanTower(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         features = self.patch(pixels).flatten(2).mean(-1)
-        return self.proj(self.norm(features))
+        out: torch.Tensor = self.proj(self.norm(features))
+        return out
 
 
 class BagOfWordsTower(nn.Module):
@@ -57,4 +58,5 @@ class BagOfWordsTower(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         mask = (ids != 0).unsqueeze(-1).to(self.embed.weight.dtype)
         mean = (self.embed(ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.proj(self.norm(mean))
+        out: torch.Tensor = self.proj(self.norm(mean))
+        return out

@@ -28,6 +28,6 @@ class ByteTokenizer:
         batch = [texts] if isinstance(texts, str) else list(texts)
         out = torch.zeros(len(batch), length, dtype=torch.long)
         for row, text in enumerate(batch):
-            ids = [START, *self.encode(text)][: length - 1] + [END]
+            ids = [*[START, *self.encode(text)][: length - 1], END]
             out[row, : len(ids)] = torch.tensor(ids)
         return out
