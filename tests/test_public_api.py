@@ -1,0 +1,75 @@
+"""Each package's public names are pinned: removing or renaming one is a deliberate, visible change."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "clip_core": [
+        "PLUGIN_API_VERSION",
+        "CardError",
+        "CheckpointError",
+        "ClipError",
+        "ClipModel",
+        "ClipOutput",
+        "ImageEncoder",
+        "ImagePreprocess",
+        "InputError",
+        "ModelCard",
+        "PluginError",
+        "PreprocessConfig",
+        "PretrainedError",
+        "PretrainedTagInfo",
+        "PretrainedWeights",
+        "Provenance",
+        "TextEncoder",
+        "Tokenizer",
+        "TokenizerConfig",
+        "TowerConfig",
+        "__version__",
+        "build_tower",
+        "card_json_schema",
+        "create_model",
+        "get_card",
+        "get_preprocess",
+        "get_tokenizer",
+        "hookimpl",
+        "list_cards",
+        "load_checkpoint",
+        "register_plugin",
+        "unregister_plugin",
+    ],
+    "clip_encoders_text": ["__version__"],
+    "clip_encoders_vit": ["__version__"],
+    "clip_encoders_resnet": ["__version__"],
+    "clip_losses": ["__version__"],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_all_is_pinned_and_every_name_exists(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(PUBLIC[module_name])
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_every_error_a_user_sees_is_a_clip_error() -> None:
+    import clip_core
+
+    for name in ("CardError", "CheckpointError", "PluginError", "PretrainedError", "InputError"):
+        assert issubclass(getattr(clip_core, name), clip_core.ClipError)
+    assert issubclass(clip_core.CardError, ValueError) and issubclass(clip_core.InputError, ValueError)
+
+
+def test_public_functions_and_classes_are_documented() -> None:
+    import clip_core
+
+    undocumented = [
+        name
+        for name in clip_core.__all__
+        if callable(getattr(clip_core, name)) and not (getattr(clip_core, name).__doc__ or "").strip()
+    ]
+    assert undocumented == []
