@@ -1,0 +1,115 @@
+"""Checks for the clip-sdk monorepo. `nox` runs lint, typecheck, tests (every Python) and isolation.
+
+Sessions are named for what they check. uv creates the environments and hard-links packages from its cache, so
+the Python matrix stays fast and small on disk.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = {  # folder -> (distribution, import name)
+    "core": ("clip-core", "clip_core"),
+    "encoders-text": ("clip-encoders-text", "clip_encoders_text"),
+    "encoders-vit": ("clip-encoders-vit", "clip_encoders_vit"),
+    "encoders-resnet": ("clip-encoders-resnet", "clip_encoders_resnet"),
+    "losses": ("clip-losses", "clip_losses"),
+}
+TEST_PLUGIN = "tests/plugins/clip-test-towers"
+TEST_PEERS = ["open_clip_torch==3.3.*"]
+
+
+def _declared_pythons(folder: str) -> list[str]:
+    """The Python versions a package declares in its classifiers."""
+    text = (ROOT / "packages" / folder / "pyproject.toml").read_text()
+    return re.findall(r"Programming Language :: Python :: (3\.\d+)\"", text)
+
+
+PYTHONS = _declared_pythons("core")
+
+
+def _expose_pyenv_interpreters(versions: list[str]) -> None:
+    """Put pyenv's real interpreters first on PATH: its shims fail for versions not selected in PYENV_VERSION."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = [sorted(glob.glob(str(root / f"{version}.*" / "bin")))[-1:] for version in versions]
+    extra = [path for paths in found for path in paths]
+    if extra:
+        os.environ["PATH"] = os.pathsep.join([*extra, os.environ.get("PATH", "")])
+
+
+_expose_pyenv_interpreters(PYTHONS)
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "tests", "isolation"]
+
+
+def _editable_packages() -> list[str]:
+    args = []
+    for folder in PACKAGES:
+        args += ["-e", f"packages/{folder}"]
+    return [*args, "-e", TEST_PLUGIN]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version."""
+    session.install(*_editable_packages(), "packages/core[testing]", *TEST_PEERS)
+    session.run("pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session(python=PYTHONS[-1])
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    session.install("ruff==0.17.*")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS[0])
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on every package's sources (and the test plugin), at the oldest supported Python."""
+    session.install(*_editable_packages(), "mypy==2.4.*", "types-PyYAML")
+    modules = [arg for _, module in PACKAGES.values() for arg in ("-p", module)]
+    session.run("mypy", *modules, "-p", "clip_test_towers")
+
+
+@nox.session(python=PYTHONS[1] if len(PYTHONS) > 1 else PYTHONS[0])
+def isolation(session: nox.Session) -> None:
+    """Build every wheel; install each package alone (with clip-core) from wheels, with only its declared
+    dependencies, into a fresh environment, and check that it imports and that `clip plugins` runs."""
+    dist = Path(session.create_tmp()) / "dist"
+    for folder in PACKAGES:
+        session.run("uv", "build", "--quiet", "--wheel", "--out-dir", str(dist), f"packages/{folder}", external=True)
+    for folder, (distribution, module) in PACKAGES.items():
+        env = Path(session.create_tmp()) / f"env-{folder}"
+        session.run("uv", "venv", "--quiet", "--clear", "-p", str(session.python), str(env), external=True)
+        python = str(env / "bin" / "python")
+        session.run(
+            "uv", "pip", "install", "--quiet", "-p", python, "--find-links", str(dist), distribution, external=True
+        )
+        session.run(python, "-c", f"import {module}; print({module}.__name__, {module}.__version__)", external=True)
+        session.run(str(env / "bin" / "clip"), "plugins", external=True)
+        session.run(str(env / "bin" / "clip"), "cards", "schema", external=True, silent=True)
+
+
+@nox.session(python=PYTHONS[1] if len(PYTHONS) > 1 else PYTHONS[0])
+def demo(session: nox.Session) -> None:
+    """The main job for now: install the SDK with an example third-party plugin and show plugins and cards."""
+    session.install(*_editable_packages())
+    session.run("clip", "plugins")
+    session.run("clip", "cards", "list")
+    session.run("clip", "cards", "show", "tiny")
+
+
+@nox.session(python=PYTHONS[0])
+def minimums(session: nox.Session) -> None:
+    """Opt-in: the test suite against the lowest versions every package allows (uv --resolution=lowest-direct)."""
+    session.install("--resolution=lowest-direct", *_editable_packages(), "packages/core[testing]")
+    session.run("pytest", "-m", "not slow", "--ignore=tests/test_preprocess.py", *session.posargs)
