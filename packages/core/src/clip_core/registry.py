@@ -257,26 +257,22 @@ class _Registry:
             name = name or str(getattr(plugin, "__name__", None) or type(plugin).__name__)
             origin = "registered at run time"
             api = _check_api_version(name, plugin, origin)
-            previous = pm.get_plugin(name)
-            previous_meta = self._meta.get(name)
+            if pm.is_blocked(name):
+                raise PluginError(f"plugin name {name!r} is blocked by {DISABLE_ENV}; register it under another name")
+            previous, previous_meta = pm.get_plugin(name), self._meta.get(name)
             if previous is not None:
                 pm.unregister(name=name)
             try:
                 self._register(pm, plugin, name, origin)
-            except PluginError:
-                if previous is not None:
-                    pm.register(previous, name=name)
-                raise
-            self._meta[name] = (None, None, api)
-            try:
+                self._meta[name] = (None, None, api)
                 self._tables = self._collect(pm)
             except PluginError:
-                pm.unregister(name=name)
+                if pm.get_plugin(name) is not None:
+                    pm.unregister(name=name)
+                self._meta.pop(name, None)
                 if previous is not None and previous_meta is not None:
                     pm.register(previous, name=name)
                     self._meta[name] = previous_meta
-                else:
-                    self._meta.pop(name, None)
                 self._tables = None
                 raise
             return name
