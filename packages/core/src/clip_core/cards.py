@@ -90,7 +90,8 @@ class PreprocessConfig(_Strict):
     """How an image becomes the pixels the image tower reads (the same steps as OpenAI's and open_clip's)."""
 
     image_size: Annotated[int, Field(gt=0, le=8192)] = Field(
-        default=224, description="Side of the square input, in pixels. In a card, defaults to the image tower's `image_size`."
+        default=224,
+        description="Side of the square input, in pixels. In a card, defaults to the image tower's `image_size`.",
     )
     mean: tuple[float, float, float] = Field(default=OPENAI_MEAN, description="Per-channel mean (RGB) subtracted.")
     std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(

@@ -26,7 +26,9 @@ class PretrainedWeights(BaseModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
         default=None, description="SHA-256 of the file, checked after download."
     )
-    format: str | None = Field(default=None, description="Checkpoint layout, e.g. 'openai-torchscript', 'open_clip', 'hf'.")
+    format: str | None = Field(
+        default=None, description="Checkpoint layout, e.g. 'openai-torchscript', 'open_clip', 'hf'."
+    )
     license: str | None = Field(default=None, description="License of the weights.")
     dataset: str | None = Field(default=None, description="Data set the weights were trained on.")
 
