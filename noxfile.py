@@ -75,7 +75,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package's sources (and the test plugin), at the oldest supported Python."""
-    session.install(*_editable_packages(), "mypy==2.4.*", "types-PyYAML")
+    session.install(*_editable_packages(), "packages/core[testing]", "mypy==2.4.*", "types-PyYAML")
     modules = [arg for _, module in PACKAGES.values() for arg in ("-p", module)]
     session.run("mypy", *modules, "-p", "clip_test_towers")
 
