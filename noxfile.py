@@ -22,7 +22,7 @@ PACKAGES = {  # folder -> (distribution, import name)
     "losses": ("clip-losses", "clip_losses"),
 }
 TEST_PLUGIN = "tests/plugins/clip-test-towers"
-TEST_PEERS = ["open_clip_torch==3.3.*"]
+TEST_PEERS = ["open_clip_torch==3.3.*", "transformers==5.*"]
 
 
 def _declared_pythons(folder: str) -> list[str]:
@@ -61,7 +61,7 @@ def _editable_packages() -> list[str]:
 def tests(session: nox.Session) -> None:
     """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version."""
     session.install(*_editable_packages(), "packages/core[testing]", *TEST_PEERS)
-    session.run("pytest", "-m", "not slow", *session.posargs)
+    session.run("pytest", "-m", "not slow", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
 @nox.session(python=PYTHONS[-1])

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from typing import Any
 
 import pytest
+
+if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity tests must run, never skip
+    for peer in ("open_clip", "transformers"):
+        importlib.import_module(peer)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ PUBLIC = {
         "register_plugin",
         "unregister_plugin",
     ],
-    "clip_encoders_text": ["__version__"],
+    "clip_encoders_text": ["ClipBpeTokenizer", "TextTransformer", "TextTransformerConfig", "__version__"],
     "clip_encoders_vit": ["__version__"],
     "clip_encoders_resnet": ["__version__"],
     "clip_losses": ["__version__"],

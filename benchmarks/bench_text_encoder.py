@@ -1,0 +1,121 @@
+"""Text encoding throughput: clip-sdk vs open_clip vs transformers on the same weights, in one run.
+
+Typical zero-shot prompts ("a photo of a {label}."), batch 256, the ViT-B-32 text tower (width 512, 12 layers,
+8 heads), 2 threads. open_clip always runs all 77 positions; transformers gets inputs padded to the longest text;
+clip-sdk cuts the batch to the longest text itself. Prints texts/s and ratios.
+
+    python benchmarks/bench_text_encoder.py [--batch 256] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+import transformers
+
+import clip_core
+from clip_encoders_text.build import convert_openai
+from clip_encoders_text.model import TextTransformer, TextTransformerConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import median_seconds
+
+LABELS = ("cat", "dog", "car", "airplane", "bird", "ship", "truck", "horse", "deer", "frog", "apple", "tiger")
+TEXT_CFG = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}
+EOT = 49407
+
+
+def hf_state_from_ours(tower: TextTransformer) -> dict[str, torch.Tensor]:
+    """Our weights in transformers' CLIPTextModelWithProjection layout (the inverse of `convert_hf`)."""
+    ours = tower.state_dict()
+    root = "text_model."
+    state = {
+        f"{root}embeddings.token_embedding.weight": ours["token_embedding.weight"],
+        f"{root}embeddings.position_embedding.weight": ours["positional_embedding"],
+        f"{root}final_layer_norm.weight": ours["ln_final.weight"],
+        f"{root}final_layer_norm.bias": ours["ln_final.bias"],
+        "text_projection.weight": ours["text_projection.weight"],
+    }
+    for i in range(len(tower.blocks)):
+        src, dst = f"blocks.{i}.", f"{root}encoder.layers.{i}."
+        for part in ("weight", "bias"):
+            for name, chunk in zip("qkv", ours[f"{src}attn.qkv.{part}"].chunk(3), strict=True):
+                state[f"{dst}self_attn.{name}_proj.{part}"] = chunk
+            for theirs, mine in (
+                ("layer_norm1", "norm1"),
+                ("self_attn.out_proj", "attn.proj"),
+                ("layer_norm2", "norm2"),
+                ("mlp.fc1", "fc1"),
+                ("mlp.fc2", "fc2"),
+            ):
+                state[f"{dst}{theirs}.{part}"] = ours[f"{src}{mine}.{part}"]
+    return state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+
+    reference = open_clip.model.CLIP(
+        embed_dim=512, vision_cfg={"image_size": 32, "layers": 1, "width": 64, "patch_size": 16}, text_cfg=TEXT_CFG
+    ).eval()
+    config = TextTransformerConfig(width=512, layers=12, heads=8)
+    ours = clip_core.build_tower(config, 512).eval()
+    ours.load_state_dict(convert_openai(reference.state_dict(), config))
+    hf = transformers.CLIPTextModelWithProjection(
+        transformers.CLIPTextConfig(
+            hidden_size=512,
+            intermediate_size=2048,
+            num_hidden_layers=12,
+            num_attention_heads=8,
+            projection_dim=512,
+            hidden_act="gelu",
+            layer_norm_eps=1e-5,
+            eos_token_id=EOT,
+        )
+    ).eval()
+    hf.load_state_dict(hf_state_from_ours(ours), strict=False)
+
+    prompts = [f"a photo of a {LABELS[i % len(LABELS)]}." for i in range(args.batch)]
+    ids = open_clip.tokenize(prompts)
+    longest = int(ids.argmax(dim=-1).max()) + 1
+    hf_ids = ids[:, :longest].masked_fill(ids[:, :longest] == 0, EOT)
+
+    with torch.inference_mode():
+        expected = reference.encode_text(ids)
+        assert torch.allclose(ours(ids), expected, rtol=1e-4, atol=1e-4), "clip-sdk differs from open_clip"
+        assert torch.allclose(hf(input_ids=hf_ids).text_embeds, expected, rtol=1e-4, atol=1e-4), "transformers differs"
+        ours_bf16 = clip_core.build_tower(config, 512).eval()
+        ours_bf16.load_state_dict(ours.state_dict())
+        ours_bf16 = ours_bf16.to(torch.bfloat16)
+        cosine = F.cosine_similarity(ours_bf16(ids).float(), ours(ids)).min().item()
+        timings = {
+            "open_clip fp32": median_seconds(lambda: reference.encode_text(ids), args.repeats),
+            "transformers fp32 (padded to longest)": median_seconds(lambda: hf(input_ids=hf_ids), args.repeats),
+            "clip-sdk fp32": median_seconds(lambda: ours(ids), args.repeats),
+            "clip-sdk bf16 weights": median_seconds(lambda: ours_bf16(ids), args.repeats),
+        }
+
+    print(f"text encoding, batch {args.batch}, {longest} of 77 positions used, {torch.get_num_threads()} threads")
+    for name, seconds in timings.items():
+        print(f"  {name:40s} {args.batch / seconds:9.0f} texts/s")
+    base, hf_base = timings["open_clip fp32"], timings["transformers fp32 (padded to longest)"]
+    for name in ("clip-sdk fp32", "clip-sdk bf16 weights"):
+        print(
+            f"  {name} vs open_clip fp32: {base / timings[name]:.2f}x; vs transformers fp32: "
+            f"{hf_base / timings[name]:.2f}x"
+        )
+    print(f"  bf16 cosine to fp32 features (min over batch): {cosine:.5f}")
+
+
+if __name__ == "__main__":
+    main()
