@@ -176,10 +176,9 @@ class ModelCard(_Strict):
         """`preprocess.image_size` and `tokenizer.context_length` default to the towers' and must agree with them."""
         for section, key, tower in (("preprocess", "image_size", "image"), ("tokenizer", "context_length", "text")):
             config = getattr(self, section)
-            expected = getattr(getattr(self, tower), key, None)
-            if expected is None or getattr(config, key) == expected:
+            expected, given = getattr(getattr(self, tower), key, None), getattr(config, key)
+            if expected is None or given == expected:
                 continue
-            given = getattr(config, key)
             if key in config.model_fields_set:
                 message = f"{given} disagrees with {tower}.{key} ({expected}); leave it out to use the tower's"
                 raise _field_error("ModelCard", (section, key), given, message)

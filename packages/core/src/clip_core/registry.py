@@ -35,6 +35,7 @@ __all__ = [
     "CardEntry",
     "LossEntry",
     "PluginInfo",
+    "PretrainedEntry",
     "TokenizerKind",
     "TowerKind",
     "card_entry",
@@ -106,6 +107,14 @@ class CardEntry:
 
 
 @dataclass(frozen=True)
+class PretrainedEntry:
+    """Registered pretrained weights and the plugin that registered them."""
+
+    weights: PretrainedWeights
+    plugin: str
+
+
+@dataclass(frozen=True)
 class LossEntry:
     """A registered loss: ``loss(**options)`` returns an ``nn.Module``."""
 
@@ -173,7 +182,7 @@ class _Tables:
     tokenizers: dict[str, TokenizerKind] = field(default_factory=dict)
     cards: dict[str, CardEntry] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
-    pretrained: dict[tuple[str, str], PretrainedWeights] = field(default_factory=dict)
+    pretrained: dict[tuple[str, str], PretrainedEntry] = field(default_factory=dict)
     losses: dict[str, LossEntry] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
 
@@ -324,11 +333,10 @@ class _Registry:
                     raise PluginError(
                         f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
                     ) from exc
-        for card, tag in tables.pretrained:
+        for (card, tag), entry in tables.pretrained.items():
             if card not in tables.cards:
-                owner = next(p.name for p in tables.plugins.values() if f"{card}:{tag}" in p.pretrained)
                 raise PluginError(
-                    f"plugin {owner!r} registered pretrained weights {tag!r} for card {card!r}, which no plugin "
+                    f"plugin {entry.plugin!r} registered pretrained weights {tag!r} for card {card!r}, which no plugin "
                     "registers"
                 )
         return tables
@@ -412,13 +420,13 @@ class _Registry:
                     f"plugin {plugin!r} registered invalid pretrained weights {card}:{tag}: "
                     f"{format_validation_error(exc)}"
                 ) from None
-            if (card, tag) in tables.pretrained:  # PretrainedWeights does not record its plugin: look it up
-                owner = next(p.name for p in tables.plugins.values() if f"{card}:{tag}" in p.pretrained)
+            if (card, tag) in tables.pretrained:
                 raise PluginError(
-                    f"pretrained weights {card}:{tag} are registered by both {owner!r} and {plugin!r}; disable one "
+                    f"pretrained weights {card}:{tag} are registered by both {tables.pretrained[(card, tag)].plugin!r} "
+                    f"and {plugin!r}; disable one "
                     f"with {DISABLE_ENV}"
                 )
-            tables.pretrained[(card, tag)] = weights
+            tables.pretrained[(card, tag)] = PretrainedEntry(weights, plugin)
             tables.plugins[plugin].pretrained.append(f"{card}:{tag}")
 
         return register
@@ -520,7 +528,7 @@ def pretrained_weights(card: str, tag: str) -> PretrainedWeights:
             + (f"known tags: {', '.join(tags)}" if tags else "none are registered for this card")
             + "; pass a local checkpoint path instead"
         )
-    return table[(card, tag)]
+    return table[(card, tag)].weights
 
 
 def loss(name: str) -> LossEntry:
