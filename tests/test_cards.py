@@ -6,6 +6,7 @@ import json
 import math
 import pickle
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import clip_core
-from clip_core import CardError, ModelCard
+from clip_core import CardError, ModelCard, registry
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -120,6 +121,17 @@ def test_tower_kind_must_match_its_modality(tiny_dict: dict[str, Any]) -> None:
         clip_core.get_card(tiny_dict)
 
 
+@pytest.fixture
+def without_vit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The registry as if clip-encoders-vit were not installed."""
+    monkeypatch.setenv("CLIP_DISABLED_PLUGINS", "vit")
+    registry.reload()
+    yield
+    monkeypatch.undo()
+    registry.reload()
+
+
+@pytest.mark.usefixtures("without_vit")
 def test_unknown_kind_names_the_package_that_provides_it(tiny_dict: dict[str, Any]) -> None:
     tiny_dict["image"] = {"kind": "vit", "image_size": 224}
     with pytest.raises(CardError, match=r"image\.kind: unknown tower kind 'vit'.*pip install clip-encoders-vit"):

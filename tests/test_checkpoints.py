@@ -163,7 +163,7 @@ def test_bare_safetensors_state_dict_loads_with_a_card(tmp_path: Path, model: Cl
     ("name", "message"),
     [
         ("absent", "no such file or directory"),
-        ("weights.pt", "unsupported checkpoint format"),
+        ("weights.onnx", "unsupported checkpoint format"),
         ("dir", "needs a card.json"),
     ],
 )

@@ -32,7 +32,9 @@ def test_cards_list_shows_names_kinds_and_aliases(capsys: pytest.CaptureFixture[
     status, out, _ = run(capsys, "cards", "list")
     assert status == 0
     assert out.splitlines()[0].split() == ["card", "embed_dim", "image", "text", "aliases", "plugin"]
-    assert "tiny       16         patch-mean  bag-of-words  Tiny/8   test_towers" in out
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert ["tiny", "16", "patch-mean", "bag-of-words", "Tiny/8", "test_towers"] in rows
+    assert ["ViT-L-14-336", "768", "vit", "text-transformer", "ViT-L/14@336px", "vit"] in rows
     _, out, _ = run(capsys, "cards", "list", "--json")
     assert {
         "name": "tiny",
@@ -69,10 +71,10 @@ def test_cards_validate_accepts_good_files_and_refuses_bad_ones(
     status, out, _ = run(capsys, "cards", "validate", str(good))
     assert status == 0 and f"{good}: ok (card 'good', embed_dim 8, patch-mean + bag-of-words)" in out
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"name": "bad", "embed_dim": 8, "image": {"kind": "vit"}, "text": {"kind": "x"}}))
+    bad.write_text(json.dumps({"name": "bad", "embed_dim": 8, "image": {"kind": "patch-mean"}, "text": {"kind": "x"}}))
     status, _, err = run(capsys, "cards", "validate", str(bad))
     assert status == 2
-    assert err.startswith("clip: error: invalid card 'bad'") and "image.kind: unknown tower kind 'vit'" in err
+    assert err.startswith("clip: error: invalid card 'bad'") and "image.patch_size: Field required" in err and "text.kind: unknown tower kind 'x'" in err
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ PUBLIC = {
         "unregister_plugin",
     ],
     "clip_encoders_text": ["ClipBpeTokenizer", "TextTransformer", "TextTransformerConfig", "__version__"],
-    "clip_encoders_vit": ["__version__"],
+    "clip_encoders_vit": ["TimmTower", "TimmTowerConfig", "VitConfig", "VitTower", "__version__"],
     "clip_encoders_resnet": ["__version__"],
     "clip_losses": ["__version__"],
 }

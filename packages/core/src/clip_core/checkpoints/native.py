@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from clip_core.catalog import CardSpec, get_card, validate_card
-from clip_core.checkpoints.strict import load_state_dict_strict
+from clip_core.checkpoints.strict import model_from_state
 from clip_core.errors import CardError, CheckpointError
 
 if TYPE_CHECKING:
@@ -85,8 +85,6 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def load_native(directory: Path, card: CardSpec | None = None) -> ClipModel:
     """Load a checkpoint directory written by :func:`save_pretrained` (strict), optionally with another card."""
-    from clip_core.model import ClipModel
-
     card_path = directory / CARD_FILE
     if card is None:
         try:
@@ -104,10 +102,7 @@ def load_native(directory: Path, card: CardSpec | None = None) -> ClipModel:
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise CheckpointError(f"{directory}: no {WEIGHTS_FILE} beside {CARD_FILE}")
-    state = read_safetensors(weights_path)
-    model = ClipModel(model_card)
-    load_state_dict_strict(model, state, str(weights_path))
-    return model.eval()
+    return model_from_state(model_card, read_safetensors(weights_path), str(weights_path))
 
 
 def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,111 @@
+"""OpenAI's / open_clip's vision transformer as an image tower, on timm's ``VisionTransformer``.
+
+Configuration is data (:class:`VitConfig`), the module is code (:class:`VitTower`), as in timm. timm provides the
+network (patch embedding without bias, class token, learned positional embedding, the LayerNorm before the blocks
+that OpenAI calls ``ln_pre``, pre-norm blocks, final LayerNorm); this module adds the bias-free projection to the
+shared embedding width and reads the class token.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, Any, Literal, cast
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from timm.layers.attention import Attention
+from timm.models.vision_transformer import Block, VisionTransformer
+from torch import nn
+
+from clip_core import TowerConfig
+
+__all__ = ["VitConfig", "VitTower"]
+
+Positive = Annotated[int, Field(gt=0)]
+_HEAD_WIDTH = 64
+
+
+class VitConfig(TowerConfig):
+    """A CLIP vision transformer, with open_clip's field names (``vision_cfg``)."""
+
+    kind: Literal["vit"] = "vit"
+    image_size: Positive = Field(default=224, description="Input image side in pixels; a multiple of `patch_size`.")
+    patch_size: Positive = Field(description="Side of the square patches the image is cut into.")
+    width: Positive = Field(description="Transformer width.")
+    layers: Positive = Field(description="Number of residual attention blocks.")
+    heads: Positive = Field(description="Attention heads; must divide `width`. Defaults to width // 64, as open_clip.")
+    mlp_ratio: Annotated[float, Field(gt=0)] = Field(
+        default=4.0, description="MLP hidden width / `width` (hidden width is int(width * mlp_ratio), as open_clip)."
+    )
+    activation: Literal["gelu", "quick_gelu"] = Field(
+        default="gelu", description="MLP activation; OpenAI's weights were trained with 'quick_gelu'."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_heads(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "heads" not in data and isinstance(data.get("width"), int):
+            return {**data, "heads": max(data["width"] // _HEAD_WIDTH, 1)}
+        return data
+
+    @model_validator(mode="after")
+    def _shapes_fit(self) -> VitConfig:
+        if self.width % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"patch_size ({self.patch_size}) must divide image_size ({self.image_size})")
+        return self
+
+
+class VitTower(nn.Module):
+    """Pixels ``[B, 3, image_size, image_size]`` to image features ``[B, embed_dim]``.
+
+    ``trunk`` is timm's ``VisionTransformer`` configured as CLIP's (LayerNorm eps 1e-5, no classifier); the
+    features are the final LayerNorm of the class token, projected by ``proj`` (no bias). The last block computes
+    only the class token's output, the only one read: the same numbers, without the other tokens' MLP.
+    """
+
+    def __init__(self, config: VitConfig, embed_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_dim = embed_dim
+        self.trunk = VisionTransformer(
+            img_size=config.image_size,
+            patch_size=config.patch_size,
+            num_classes=0,
+            global_pool="token",
+            embed_dim=config.width,
+            depth=config.layers,
+            num_heads=config.heads,
+            mlp_ratio=config.mlp_ratio,
+            pre_norm=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-5),
+            act_layer="quick_gelu" if config.activation == "quick_gelu" else "gelu",
+        )
+        self.proj = nn.Linear(config.width, embed_dim, bias=False)
+        nn.init.normal_(self.proj.weight, std=config.width**-0.5)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        trunk = self.trunk
+        x = trunk.norm_pre(trunk._pos_embed(trunk.patch_embed(pixels)))
+        for block in trunk.blocks[:-1]:
+            x = block(x)
+        token = _class_token_output(cast(Block, trunk.blocks[-1]), x, self.config.heads)
+        return self.proj(trunk.norm(token))  # type: ignore[no-any-return]
+
+
+def _class_token_output(block: Block, x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``block(x)[:, 0]`` without computing the other tokens' queries, projections and MLP."""
+    attn = cast(Attention, block.attn)
+    qkv = attn.qkv
+    batch, length, width = x.shape
+    y = block.norm1(x)
+    weight, bias = qkv.weight, qkv.bias
+    q = F.linear(y[:, :1], weight[:width], None if bias is None else bias[:width])
+    kv = F.linear(y, weight[width:], None if bias is None else bias[width:])
+    q = q.view(batch, 1, heads, width // heads).transpose(1, 2)
+    k, v = kv.view(batch, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4)
+    out = F.scaled_dot_product_attention(q, k, v).reshape(batch, width)
+    token = x[:, 0] + block.ls1(attn.proj(attn.norm(out)))
+    return token + block.ls2(block.mlp(block.norm2(token)))  # type: ignore[no-any-return]

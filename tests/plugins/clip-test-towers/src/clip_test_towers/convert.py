@@ -1,0 +1,56 @@
+"""Converters from a small OpenAI-like layout (``visual.conv``, ``visual.ln``, ``visual.proj`` as ``[width, embed]``;
+``token_embedding``, ``ln_final``, ``text_projection``) to the test towers' own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from clip_core import CheckpointError
+from clip_test_towers.model import BagOfWordsConfig, PatchMeanConfig
+
+State = Mapping[str, torch.Tensor]
+
+
+def _read(state: State, key: str) -> torch.Tensor:
+    if key not in state:
+        raise CheckpointError(f"openai-like weights: missing key {key!r}")
+    return state[key]
+
+
+def convert_patch_mean(state: State, config: PatchMeanConfig) -> dict[str, torch.Tensor]:
+    return {
+        "patch.weight": _read(state, "visual.conv.weight"),
+        "patch.bias": _read(state, "visual.conv.bias"),
+        "norm.weight": _read(state, "visual.ln.weight"),
+        "norm.bias": _read(state, "visual.ln.bias"),
+        "proj.weight": _read(state, "visual.proj").T,
+    }
+
+
+def convert_bag_of_words(state: State, config: BagOfWordsConfig) -> dict[str, torch.Tensor]:
+    return {
+        "embed.weight": _read(state, "token_embedding.weight"),
+        "norm.weight": _read(state, "ln_final.weight"),
+        "norm.bias": _read(state, "ln_final.bias"),
+        "proj.weight": _read(state, "text_projection").T,
+    }
+
+
+def to_openai_like(native: State) -> dict[str, torch.Tensor]:
+    """The inverse: a ``ClipModel`` state dict of these towers in the OpenAI-like layout (for tests)."""
+    names = {
+        "visual.patch.weight": "visual.conv.weight",
+        "visual.patch.bias": "visual.conv.bias",
+        "visual.norm.weight": "visual.ln.weight",
+        "visual.norm.bias": "visual.ln.bias",
+        "text.embed.weight": "token_embedding.weight",
+        "text.norm.weight": "ln_final.weight",
+        "text.norm.bias": "ln_final.bias",
+        "logit_scale": "logit_scale",
+    }
+    out = {names[key]: value for key, value in native.items() if key in names}
+    out["visual.proj"] = native["visual.proj.weight"].T.contiguous()
+    out["text_projection"] = native["text.proj.weight"].T.contiguous()
+    return out
