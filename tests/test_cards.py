@@ -122,16 +122,16 @@ def test_tower_kind_must_match_its_modality(tiny_dict: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def without_vit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The registry as if clip-encoders-vit were not installed."""
-    monkeypatch.setenv("CLIP_DISABLED_PLUGINS", "vit")
+def without_image_towers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The registry as if clip-encoders-vit and clip-encoders-resnet were not installed."""
+    monkeypatch.setenv("CLIP_DISABLED_PLUGINS", "vit,resnet")
     registry.reload()
     yield
     monkeypatch.undo()
     registry.reload()
 
 
-@pytest.mark.usefixtures("without_vit")
+@pytest.mark.usefixtures("without_image_towers")
 def test_unknown_kind_names_the_package_that_provides_it(tiny_dict: dict[str, Any]) -> None:
     tiny_dict["image"] = {"kind": "vit", "image_size": 224}
     with pytest.raises(CardError, match=r"image\.kind: unknown tower kind 'vit'.*pip install clip-encoders-vit"):
@@ -143,6 +143,7 @@ def test_unknown_card_name_suggests_close_names() -> None:
         clip_core.get_card("tiny-x")
 
 
+@pytest.mark.usefixtures("without_image_towers")
 def test_openai_names_point_to_the_encoder_packages() -> None:
     with pytest.raises(CardError, match="clip-encoders-resnet"):
         clip_core.get_card("RN50x4")

@@ -74,7 +74,11 @@ def test_cards_validate_accepts_good_files_and_refuses_bad_ones(
     bad.write_text(json.dumps({"name": "bad", "embed_dim": 8, "image": {"kind": "patch-mean"}, "text": {"kind": "x"}}))
     status, _, err = run(capsys, "cards", "validate", str(bad))
     assert status == 2
-    assert err.startswith("clip: error: invalid card 'bad'") and "image.patch_size: Field required" in err and "text.kind: unknown tower kind 'x'" in err
+    assert (
+        err.startswith("clip: error: invalid card 'bad'")
+        and "image.patch_size: Field required" in err
+        and "text.kind: unknown tower kind 'x'" in err
+    )
 
 
 @pytest.mark.parametrize(

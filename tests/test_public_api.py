@@ -43,7 +43,7 @@ PUBLIC = {
     ],
     "clip_encoders_text": ["ClipBpeTokenizer", "TextTransformer", "TextTransformerConfig", "__version__"],
     "clip_encoders_vit": ["TimmTower", "TimmTowerConfig", "VitConfig", "VitTower", "__version__"],
-    "clip_encoders_resnet": ["__version__"],
+    "clip_encoders_resnet": ["ModifiedResNet", "ModifiedResNetConfig", "__version__"],
     "clip_losses": ["ClipLoss", "NTXentLoss", "SigLipLoss", "__version__", "gather_with_grad"],
 }
 

@@ -21,7 +21,7 @@ from clip_core import registry
 from clip_core.cards import TowerConfig
 from clip_core.towers import build_tower
 
-__all__ = ["TowerConformanceTests"]
+__all__ = ["TowerConformanceTests", "randomize_batch_norms"]
 
 # Each subclass runs the same inherited property with its own tower: that is the design, not a flaky executor.
 # Derandomised and without the example database, so a run never depends on a previous one.
@@ -105,3 +105,25 @@ class TowerConformanceTests:
         inputs = self.make_input(2)
         with torch.no_grad():
             assert torch.equal(source(inputs), target(inputs))
+
+
+def randomize_batch_norms(module: nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm of ``module`` random statistics and affine parameters, for parity tests.
+
+    Freshly initialised ResNets zero the weight of each block's last BatchNorm (and keep unit statistics), which
+    hides the residual branches from any comparison of outputs; randomising them first makes a parity test see
+    every convolution."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in module.modules():
+            if not isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                continue
+            shape = layer.num_features
+            for tensor, values in (
+                (layer.weight, torch.rand(shape, generator=generator) * 0.8 + 0.2),
+                (layer.bias, torch.randn(shape, generator=generator) * 0.1),
+                (layer.running_mean, torch.randn(shape, generator=generator) * 0.1),
+                (layer.running_var, torch.rand(shape, generator=generator) * 1.5 + 0.5),
+            ):
+                if tensor is not None:
+                    tensor.copy_(values)

@@ -2,9 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from clip_encoders_resnet.model import ModifiedResNet, ModifiedResNetConfig
+
 try:
     __version__ = version("clip-encoders-resnet")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["ModifiedResNet", "ModifiedResNetConfig", "__version__"]

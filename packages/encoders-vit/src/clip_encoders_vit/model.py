@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from timm.layers.attention import Attention
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from clip_core import TowerConfig
 
@@ -86,11 +87,20 @@ class VitTower(nn.Module):
         self.proj = nn.Linear(config.width, embed_dim, bias=False)
         nn.init.normal_(self.proj.weight, std=config.width**-0.5)
 
+    #: Whether training recomputes each block's activations in the backward pass (see `set_grad_checkpointing`).
+    grad_checkpointing: bool = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Trade compute for memory in training: with gradients enabled, each block but the last runs under
+        ``torch.utils.checkpoint`` (its activations are recomputed in the backward pass, not stored)."""
+        self.grad_checkpointing = enable
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         trunk = self.trunk
         x = trunk.norm_pre(trunk._pos_embed(trunk.patch_embed(pixels)))
+        checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for block in trunk.blocks[:-1]:
-            x = block(x)
+            x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
         token = _class_token_output(cast(Block, trunk.blocks[-1]), x, self.config.heads)
         return self.proj(trunk.norm(token))  # type: ignore[no-any-return]
 

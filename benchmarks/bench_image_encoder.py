@@ -1,0 +1,121 @@
+"""Image encoding throughput: clip-sdk vs open_clip vs transformers on the same weights, in one run.
+
+For each card (ViT-B-32 and RN50 by default): a randomly initialised open_clip model, loaded into clip-sdk through
+``clip_core.load_checkpoint`` and into transformers' ``CLIPVisionModelWithProjection`` (ViTs only: transformers has
+no ResNet CLIP). Batch 16, 2 threads. clip-sdk runs in fp32 and with its weights converted to bf16
+(``model.to(torch.bfloat16)``, still fed float32 pixels). Prints images/s, ratios and the bf16 cosine to fp32.
+
+    python benchmarks/bench_image_encoder.py [--cards ViT-B-32 RN50] [--batch 16] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+import transformers
+
+import clip_core
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import median_seconds
+
+
+def hf_vision_from_ours(model: clip_core.ClipModel) -> Any:
+    """transformers' vision tower with our ViT weights (the inverse of the `vit` tower's `hf` converter)."""
+    image = model.card.image
+    hf = transformers.CLIPVisionModelWithProjection(
+        transformers.CLIPVisionConfig(
+            hidden_size=image.width,  # type: ignore[attr-defined]
+            intermediate_size=int(image.width * image.mlp_ratio),  # type: ignore[attr-defined]
+            num_hidden_layers=image.layers,  # type: ignore[attr-defined]
+            num_attention_heads=image.heads,  # type: ignore[attr-defined]
+            image_size=image.image_size,  # type: ignore[attr-defined]
+            patch_size=image.patch_size,  # type: ignore[attr-defined]
+            projection_dim=model.embed_dim,
+            hidden_act=image.activation,  # type: ignore[attr-defined]
+            layer_norm_eps=1e-5,
+        )
+    ).eval()
+    ours = {k.removeprefix("visual."): v for k, v in model.state_dict().items() if k.startswith("visual.")}
+    root = "vision_model."
+    state = {
+        f"{root}embeddings.patch_embedding.weight": ours["trunk.patch_embed.proj.weight"],
+        f"{root}embeddings.class_embedding": ours["trunk.cls_token"].flatten(),
+        f"{root}embeddings.position_embedding.weight": ours["trunk.pos_embed"][0],
+        f"{root}pre_layrnorm.weight": ours["trunk.norm_pre.weight"],
+        f"{root}pre_layrnorm.bias": ours["trunk.norm_pre.bias"],
+        f"{root}post_layernorm.weight": ours["trunk.norm.weight"],
+        f"{root}post_layernorm.bias": ours["trunk.norm.bias"],
+        "visual_projection.weight": ours["proj.weight"],
+    }
+    for i in range(image.layers):  # type: ignore[attr-defined]
+        src, dst = f"trunk.blocks.{i}.", f"{root}encoder.layers.{i}."
+        for part in ("weight", "bias"):
+            for name, chunk in zip("qkv", ours[f"{src}attn.qkv.{part}"].chunk(3), strict=True):
+                state[f"{dst}self_attn.{name}_proj.{part}"] = chunk
+            for theirs, mine in (
+                ("layer_norm1", "norm1"),
+                ("self_attn.out_proj", "attn.proj"),
+                ("layer_norm2", "norm2"),
+                ("mlp.fc1", "mlp.fc1"),
+                ("mlp.fc2", "mlp.fc2"),
+            ):
+                state[f"{dst}{theirs}.{part}"] = ours[f"{src}{mine}.{part}"]
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    assert not unexpected and all("position_ids" in key for key in missing), (missing, unexpected)
+    return hf
+
+
+def bench_card(name: str, batch: int, repeats: int) -> None:
+    torch.manual_seed(0)
+    reference = open_clip.create_model(name).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(reference.state_dict(), Path(tmp) / "weights.pt")
+        ours = clip_core.load_checkpoint(Path(tmp) / "weights.pt", card=name)
+        ours_bf16 = clip_core.load_checkpoint(Path(tmp) / "weights.pt", card=name).to(torch.bfloat16)
+    size = ours.card.preprocess.image_size
+    pixels = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+    hf = hf_vision_from_ours(ours) if ours.card.image.kind == "vit" else None
+    with torch.inference_mode():
+        expected = reference.encode_image(pixels)
+        assert torch.allclose(ours.encode_image(pixels), expected, rtol=1e-4, atol=1e-4), "clip-sdk differs"
+        if hf is not None:
+            assert torch.allclose(hf(pixel_values=pixels).image_embeds, expected, rtol=1e-4, atol=1e-4), "HF differs"
+        cosine = F.cosine_similarity(ours_bf16.encode_image(pixels).float(), expected).min().item()
+        timings = {"open_clip fp32": median_seconds(lambda: reference.encode_image(pixels), repeats)}
+        if hf is not None:
+            timings["transformers fp32"] = median_seconds(lambda: hf(pixel_values=pixels), repeats)
+        timings["clip-sdk fp32"] = median_seconds(lambda: ours.encode_image(pixels), repeats)
+        timings["clip-sdk bf16 weights"] = median_seconds(lambda: ours_bf16.encode_image(pixels), repeats)
+
+    print(f"{name} image encoding, batch {batch}, {size}px, {torch.get_num_threads()} threads")
+    for label, seconds in timings.items():
+        print(f"  {label:28s} {batch / seconds:8.1f} images/s")
+    for label in ("clip-sdk fp32", "clip-sdk bf16 weights"):
+        ratios = [f"vs open_clip fp32: {timings['open_clip fp32'] / timings[label]:.2f}x"]
+        if "transformers fp32" in timings:
+            ratios.append(f"vs transformers fp32: {timings['transformers fp32'] / timings[label]:.2f}x")
+        print(f"  {label}: " + "; ".join(ratios))
+    print(f"  bf16 cosine to fp32 features (min over batch): {cosine:.5f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cards", nargs="+", default=["ViT-B-32", "RN50"])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    for name in args.cards:
+        bench_card(name, args.batch, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
