@@ -23,6 +23,16 @@ PACKAGES = {  # folder -> (distribution, import name)
 }
 TEST_PLUGIN = "tests/plugins/clip-test-towers"
 TEST_PEERS = ["open_clip_torch==3.3.*", "transformers==5.*"]
+#: A card each tower package must build and run end to end when installed alone (with clip-core).
+SMOKE_CARDS = {"encoders-vit": "ViT-B-32", "encoders-resnet": "RN50"}
+SMOKE = """
+import sys, torch, clip_core
+model = clip_core.create_model(sys.argv[1]).eval()
+size = model.card.preprocess.image_size
+with torch.no_grad():
+    out = model(torch.rand(2, 3, size, size), clip_core.get_tokenizer(model.card)(["a photo of a cat", "a dog"]))
+print(sys.argv[1], "logits", tuple(out.logits_per_image.shape))
+"""
 
 
 def _declared_pythons(folder: str) -> list[str]:
@@ -47,7 +57,7 @@ _expose_pyenv_interpreters(PYTHONS)
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "tests", "isolation"]
+nox.options.sessions = ["lint", "typecheck", "tests", "parity", "isolation"]
 
 
 def _editable_packages() -> list[str]:
@@ -62,6 +72,13 @@ def tests(session: nox.Session) -> None:
     """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version."""
     session.install(*_editable_packages(), "packages/core[testing]", *TEST_PEERS)
     session.run("pytest", "-m", "not slow", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
+
+
+@nox.session(python=PYTHONS[-1])
+def parity(session: nox.Session) -> None:
+    """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
+    session.install(*_editable_packages(), "packages/core[testing]", *TEST_PEERS)
+    session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
 @nox.session(python=PYTHONS[-1])
@@ -83,7 +100,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[1] if len(PYTHONS) > 1 else PYTHONS[0])
 def isolation(session: nox.Session) -> None:
     """Build every wheel; install each package alone (with clip-core) from wheels, with only its declared
-    dependencies, into a fresh environment, and check that it imports and that `clip plugins` runs."""
+    dependencies, into a fresh environment, and check that it imports, that `clip plugins` runs, and that each
+    tower package builds and runs one of its cards end to end."""
     dist = Path(session.create_tmp()) / "dist"
     for folder in PACKAGES:
         session.run("uv", "build", "--quiet", "--wheel", "--out-dir", str(dist), f"packages/{folder}", external=True)
@@ -97,6 +115,8 @@ def isolation(session: nox.Session) -> None:
         session.run(python, "-c", f"import {module}; print({module}.__name__, {module}.__version__)", external=True)
         session.run(str(env / "bin" / "clip"), "plugins", external=True)
         session.run(str(env / "bin" / "clip"), "cards", "schema", external=True, silent=True)
+        if folder in SMOKE_CARDS:
+            session.run(python, "-c", SMOKE, SMOKE_CARDS[folder], external=True)
 
 
 @nox.session(python=PYTHONS[1] if len(PYTHONS) > 1 else PYTHONS[0])
