@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import string
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clip_core
-from clip_encoders_text.tokenizer import ClipBpeTokenizer, _read_merges, _vocabulary
+from clip_encoders_text.tokenizer import _WORDS, ClipBpeTokenizer, _engine, _read_merges, _split_ascii, _vocabulary
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -50,6 +51,7 @@ CLEANING = [
     "The Mona Lisa doesnÃƒÂ¢Ã¢â€šÂ¬Ã¢â€žÂ¢t have eyebrows.",
     "it’s “quoted” ‘single’ „low“", "ﬁne ﬂour ﬀ", "ＬＯＵＤ　ＮＯＩＳＥＳ", "ｶﾀｶﾅ", "e\u0301", "\u212b", "Å",
     "\ufeffbom", "zero\u200bwidth", "rtl\u200f\u202emark", "\ufffc", "\ud7ff", "\U0010ffff", "\ue000private",
+    "\ud800 lone", "a\udcffb", "\ud83d\ude00 pair", "x \udfff", "\xff", "ÿ\xa0ÿ", "\x7f", "a\x7fb",
 ]  # fmt: skip
 UNICODE = [
     "ΣΑΣ ΟΔΟΣ. Σ", "ὈΔΥΣΣΕΎΣ", "İstanbul", "ǅ ǈ ǋ", "ß ẞ", "ſ 'ſ 'S 'D 'LL 'Ve", "K Å", "\u0345", "a\u0345b",
@@ -76,6 +78,44 @@ def test_every_printable_ascii_pair_gets_open_clip_ids(tok: ClipBpeTokenizer) ->
     chars = [chr(c) for c in range(0x20, 0x7F)]
     texts = [a + b for a in chars for b in chars] + [f"{a}'{b}" for a in "a1!' " for b in "stremldvx"]
     assert_same_ids(tok, texts)
+    chunks = [text.lower() for text in texts if " " not in text and text != "<"]
+    ids, counts = _engine()._encode_plain(chunks)  # the Rust pipeline, whole-word tokens or not
+    assert counts.tolist() == [len(tok.encode(chunk)) for chunk in chunks]
+    assert ids.tolist() == [i for chunk in chunks for i in tok.encode(chunk)]
+
+
+def test_whole_word_tokens_are_their_own_words_ids(tok: ClipBpeTokenizer) -> None:
+    """Exhaustive over the 33,275 whole-word tokens whose text is lower-case printable ASCII (``photo</w>``,
+    ``,</w>``...): the word alone is that one token for open_clip, which lets the tokenizer learn them without BPE."""
+    words = _engine().whole_words
+    assert len(words) == 33_275
+    texts = list(words)
+    reference = open_clip.tokenize(texts, context_length=3)
+    assert reference[:, 1].tolist() == list(words.values()) and (reference[:, 2] == 49407).all()
+    assert_same_ids(tok, texts, context_length=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1), max_size=20))
+def test_rust_ascii_pipeline_gives_open_clip_ids(chunks: list[str]) -> None:
+    """For any printable ASCII chunks (taken lower-case, without a special token's name): the Rust pipeline that
+    learns them when not made of whole-word tokens gives open_clip's ids, chunk by chunk."""
+    chunks = [chunk.lower() for chunk in chunks if "<" not in chunk]
+    ids, counts = _engine()._encode_plain(chunks) if chunks else (np.zeros(0), np.zeros(0))
+    rows = [open_clip.tokenize(chunk, context_length=200)[0].tolist() for chunk in chunks]
+    expected = [row[1 : row.index(49407)] for row in rows]  # between the start and the end token
+    assert ids.tolist() == [i for row in expected for i in row]
+    assert counts.tolist() == [len(row) for row in expected]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30))
+def test_python_ascii_split_is_open_clips_regex_on_printable_ascii(chunk: str) -> None:
+    """For any lower-case printable ASCII chunk without a special token's name: Python's ``re`` running the ASCII
+    pattern splits it into open_clip's words."""
+    chunk = chunk.lower()
+    if "<start_of_text>" not in chunk and "<end_of_text>" not in chunk:
+        assert _split_ascii(chunk) == _WORDS.findall(chunk)
 
 
 def test_single_texts_and_empty_batches_match(tok: ClipBpeTokenizer) -> None:
@@ -89,13 +129,19 @@ def test_vocabulary_is_open_clips_in_its_order() -> None:
     assert _vocabulary(_read_merges()) == list(reference.encoder)
 
 
-def test_decode_matches_open_clip(tok: ClipBpeTokenizer) -> None:
+def test_decode_matches_open_clip_but_names_start_and_end_as_openai_does(tok: ClipBpeTokenizer) -> None:
+    """open_clip 3.3 decodes the start and end tokens as ``<start_of_text>`` and ``<end_of_text>``; ours renders
+    OpenAI's ``<|startoftext|>`` and ``<|endoftext|>``; everything else is open_clip's text."""
     reference = open_clip.get_tokenizer("ViT-B-32")
-    ids = tok(["a photo of a café 🐶", "<end_of_text> ÃƒÂ©"])
-    for row in ids:
-        assert tok.decode(row.tolist()) == reference.decode(row.tolist())
+
+    def openai_names(text: str) -> str:
+        return text.replace("<start_of_text>", "<|startoftext|>").replace("<end_of_text>", "<|endoftext|>")
+
+    ids = tok(["a photo of a café 🐶", "<end_of_text> ÃƒÂ©", "<|endoftext|>"]).tolist()
     broken = [188, 49406, 5, 300, 49407, 0]  # a lone continuation byte among others
-    assert tok.decode(broken) == reference.decode(broken)
+    for row in [*ids, broken]:
+        assert tok.decode(row) == openai_names(reference.decode(row))
+    assert tok.decode([49406, 49407]) == "<|startoftext|><|endoftext|>"
 
 
 # --- Generated texts -------------------------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
-"""The `clip-bpe` tokenizer: output layout, encode/decode, the card route, input checks, and the cleaning shortcut."""
+"""The `clip-bpe` tokenizer: output layout, encode/decode, the chunk table, the card route, input checks, and the
+cleaning shortcuts."""
 
 # ruff: noqa: RUF001 - look-alike characters are test data here
 
 from __future__ import annotations
 
+import string
 import threading
 from typing import Any
 
 import ftfy
 import ftfy.badness
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +19,10 @@ from hypothesis import strategies as st
 
 import clip_core
 from clip_core import InputError
+from clip_encoders_text import cleaning
 from clip_encoders_text import tokenizer as module
-from clip_encoders_text.tokenizer import ClipBpeTokenizer, clean_text
+from clip_encoders_text.cleaning import clean_text, clean_texts, clean_unfolded
+from clip_encoders_text.tokenizer import ClipBpeTokenizer
 
 START, END = 49406, 49407
 
@@ -106,8 +111,18 @@ def test_decode_inverts_encode_on_plain_lower_case_words(tok: ClipBpeTokenizer, 
     assert tok.decode(tok.encode(text)) == text + " "
 
 
-def test_decode_accepts_tensors_and_names_special_tokens(tok: ClipBpeTokenizer) -> None:
-    assert tok.decode(tok("a cat", context_length=5)[0]) == "<start_of_text>a cat <end_of_text>!"
+def test_decode_accepts_tensors_and_names_the_start_and_end_tokens_as_openai_does(tok: ClipBpeTokenizer) -> None:
+    assert tok.decode(tok("a cat", context_length=5)[0]) == "<|startoftext|>a cat <|endoftext|>!"
+    assert tok.decode([START, END]) == "<|startoftext|><|endoftext|>"
+
+
+def test_special_names_written_in_a_text_are_read_as_open_clip_3_3_reads_them(tok: ClipBpeTokenizer) -> None:
+    """open_clip 3.3 names its specials ``<start_of_text>`` / ``<end_of_text>`` and reads those names in a text as the
+    tokens; OpenAI's ``<|startoftext|>`` / ``<|endoftext|>`` are plain text to it, and so to us."""
+    assert tok.encode("<start_of_text> <END_OF_TEXT>") == [START, END]
+    for name in ("<|startoftext|>", "<|endoftext|>"):
+        ids = tok.encode(name)
+        assert len(ids) > 1 and START not in ids and END not in ids
 
 
 @settings(max_examples=30, deadline=None)
@@ -142,6 +157,89 @@ def test_threads_sharing_the_tokenizer_get_the_same_ids(tok: ClipBpeTokenizer, m
     for thread in threads:
         thread.join()
     assert all(torch.equal(ids, expected[t]) for t in range(4) for ids in results[t])
+
+
+def test_the_chunk_table_stays_within_its_bounds(tok: ClipBpeTokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever is tokenized, the table holds its seed (the whole-word tokens' words) and at most CHUNK_TABLE_SIZE
+    chunks learnt, of CHUNK_TABLE_CHARS characters, or else only the chunks of the one batch that overflowed it (a
+    batch's own chunks are held while it is tokenized)."""
+    monkeypatch.setattr(module, "CHUNK_TABLE_SIZE", 100)
+    monkeypatch.setattr(module, "CHUNK_TABLE_CHARS", 2_000)
+    engine = module._engine()
+    seed = set(engine.whole_words)
+    for i in range(30):
+        batch = [f"caption {i} word{i}x{j} café{j} {'z' * (j % 40)}" for j in range(20)]
+        expected = tok(batch)
+        table = engine.table
+        learnt = set(table.slots) - seed
+        assert len(learnt) == len(table.slots) - len(seed)
+        within = len(learnt) <= 100 and table.chars <= 2_000
+        assert within or learnt == {chunk for text in batch for chunk in clean_text(text).split()} - seed
+        assert torch.equal(tok(batch), expected)
+
+
+def test_chunks_of_whole_word_tokens_are_learnt_without_bpe(
+    tok: ClipBpeTokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose words are all whole-word tokens (``photo</w>``, ``,</w>``...) never reaches Rust's BPE."""
+    engine = module._engine()
+    monkeypatch.setattr(engine, "table", module._ChunkTable.seed({}))
+
+    def no_bpe(*args: object) -> None:
+        raise AssertionError("BPE was run")
+
+    monkeypatch.setattr(engine, "_encode_plain", no_bpe)
+    monkeypatch.setattr(engine, "_encode_words", no_bpe)
+    open_clip_ids = [320, 1125, 539, 518, 1929, 267, 2807, 530, 273, 271, 272, 280, 263, 2782, 7805]
+    assert tok.encode("A photo of the dog, taken in 2019 (outside)!") == open_clip_ids
+
+
+short_chunks = st.text(alphabet=st.characters(codec="utf-8", exclude_characters=" "), min_size=1, max_size=15).filter(
+    lambda chunk: len(chunk.encode()) <= 15
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(short_chunks, min_size=1, max_size=30))
+def test_packed_keys_are_exact_and_the_same_from_a_buffer_or_from_strs(chunks: list[str]) -> None:
+    """For any chunks of at most 15 UTF-8 bytes: equal chunks have equal keys and distinct chunks distinct keys,
+    whether packed from a space-separated buffer (as a batch is) or from the strs (as the table learns them)."""
+    data = b" " + b" ".join(chunk.encode() for chunk in chunks) + b" "
+    buffer = np.frombuffer(data + module._PADDING, np.uint8)
+    lengths = np.array([len(chunk.encode()) for chunk in chunks])
+    starts = np.cumsum(lengths + 1) - lengths
+    first, second = module._packed(buffer, starts, lengths)
+    first_strs, second_strs, short = module._packed_strs(chunks)
+    assert short.all() and (first == first_strs).all() and (second == second_strs).all()
+    keys = list(zip(first.tolist(), second.tolist(), strict=True))
+    assert len(set(keys)) == len(set(chunks))
+    assert all((keys[i] == keys[j]) == (chunks[i] == chunks[j]) for i in range(len(chunks)) for j in range(i))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(short_chunks, min_size=1, max_size=300, unique=True), st.integers(1, 299))
+def test_the_packed_index_finds_the_slots_of_the_keys_it_holds_and_no_others(chunks: list[str], cut: int) -> None:
+    """For any distinct chunks, the first ones added to a small index (so that keys collide): each held key's slot,
+    and -1 for keys never added or that found no free entry; never another key's slot."""
+    held = chunks[:cut]
+    first, second, _ = module._packed_strs(chunks)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "_HASH_BITS", 6)  # 64 entries for up to 300 keys: collisions and full probes
+        index = module._PackedIndex()
+        index.add(first[: len(held)], second[: len(held)], np.arange(len(held), dtype=np.int64) + 100)
+        found = index.find(first, second)
+    assert (found[len(held) :] == -1).all()
+    indexed = found[: len(held)]
+    assert ((indexed == np.arange(len(held)) + 100) | (indexed == -1)).all()
+    assert (indexed != -1).sum() >= min(len(held), 8)  # the first keys always find a free entry
+
+
+def test_texts_end_with_a_byte_no_chunk_holds_and_chunks_split_at_spaces_only(tok: ClipBpeTokenizer) -> None:
+    """Each text's chunks are followed by byte 0xFF, which UTF-8 never holds; a chunk ends only at a space, so
+    control characters that open_clip keeps (none, after ftfy) or Unicode spaces (folded) cannot cut a chunk."""
+    assert module._TEXT_END == b"\xff"
+    assert tok.encode("a\u3000b\xa0c\u2028d") == tok.encode("a b c d")
+    assert tok.encode("ÿ") == [127, 379]  # open_clip's ids: the bytes C3 BF (UTF-8 never holds FF)
 
 
 # --- The card route and the protocol ---------------------------------------------------------------------------------
@@ -231,16 +329,54 @@ cleaning_texts = st.lists(
 def test_cleaning_without_running_ftfy_gives_ftfys_result(text: str) -> None:
     """For any text, mojibake and HTML entities included: the tokenizer's cleaning, which runs ftfy only where its
     result is not certain, equals open_clip's (ftfy, html.unescape twice, whitespace folded, lower case)."""
-    assert " ".join(module._prepare(text).split()) == clean_text(text)
+    assert " ".join(clean_unfolded(text).split()) == clean_text(text)
 
 
 @settings(max_examples=300, deadline=None)
 @given(cleaning_texts)
 def test_windowed_mojibake_search_agrees_with_ftfy(text: str) -> None:
     """For any text, searching for mojibake only around the characters every pattern needs finds what ftfy finds."""
-    badness = module._FTFY.badness if module._FTFY is not None else None
+    badness = cleaning._FTFY.badness if cleaning._FTFY is not None else None
     assert badness is not None, f"ftfy {ftfy.__version__} is not understood: every non-ASCII text would run ftfy"
     assert badness.is_bad(text) == ftfy.badness.is_bad(text)
+
+
+ascii_texts = st.text(alphabet=st.characters(codec="ascii"), max_size=40) | st.text(
+    alphabet=st.sampled_from([*"aB1 .,'&;#<>", "\t", "\n", "\r", "\x0b", "\x0c", "\x1b", "\x1c", "\x00", "\x7f"]),
+    max_size=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ascii_texts)
+def test_ascii_cleaning_gives_open_clips_cleaning(text: str) -> None:
+    """For any ASCII text, controls and entities included: the tokenizer's cleaning equals open_clip's."""
+    assert " ".join(clean_unfolded(text).split()) == clean_text(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from([*string.printable.replace("&", "")]), max_size=60))
+def test_ascii_without_ampersand_or_removed_controls_never_runs_ftfy(text: str) -> None:
+    """For any ASCII text without ``&`` whose only non-printable characters are ``\\t \\n \\r \\f``
+    (``string.printable`` also holds ``\\x0b``, which ftfy removes): cleaning is lower-casing, ftfy is not run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ftfy, "fix_text", None)
+        patch.setattr(cleaning, "_FTFY", None)
+        if "\x0b" in text:
+            with pytest.raises(TypeError):
+                clean_unfolded(text)
+        else:
+            assert clean_unfolded(text) == text.lower()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(cleaning_texts | ascii_texts, max_size=8))
+def test_clean_texts_are_open_clips_cleanings_up_to_runs_of_spaces(texts: list[str]) -> None:
+    """For any texts: each cleaned text's only whitespace is the space, and its space-separated chunks are those of
+    open_clip's cleaning."""
+    cleaned = clean_texts(texts)
+    assert [[c for c in text.split(" ") if c] for text in cleaned] == [clean_text(text).split() for text in texts]
+    assert all(text.split() == [c for c in text.split(" ") if c] for text in cleaned)
 
 
 def test_clean_text_is_open_clips_cleaning() -> None:

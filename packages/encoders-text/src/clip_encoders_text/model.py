@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from clip_core import TowerConfig
 
@@ -28,7 +29,9 @@ class TextTransformerConfig(TowerConfig):
     width: Positive = Field(description="Transformer width.")
     layers: Positive = Field(description="Number of residual attention blocks.")
     heads: Positive = Field(description="Attention heads; must divide `width`.")
-    mlp_ratio: Annotated[float, Field(gt=0)] = Field(default=4.0, description="MLP hidden width / `width`.")
+    mlp_ratio: Annotated[float, Field(gt=0)] = Field(
+        default=4.0, description="MLP hidden width / `width` (hidden width is int(width * mlp_ratio), as open_clip)."
+    )
     activation: Literal["gelu", "quick_gelu"] = Field(
         default="gelu", description="MLP activation; OpenAI's weights were trained with 'quick_gelu'."
     )
@@ -115,7 +118,7 @@ class TextTransformer(nn.Module):
         width = config.width
         self.token_embedding = nn.Embedding(config.vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, width))
-        hidden = round(width * config.mlp_ratio)
+        hidden = int(width * config.mlp_ratio)  # as open_clip
         self.blocks = nn.ModuleList(Block(width, config.heads, hidden, config.activation) for _ in range(config.layers))
         self.ln_final = nn.LayerNorm(width, eps=1e-5)
         self.text_projection = nn.Linear(width, embed_dim, bias=False)
@@ -137,6 +140,14 @@ class TextTransformer(nn.Module):
             nn.init.normal_(block.fc2.weight, std=proj_std)
         nn.init.normal_(self.text_projection.weight, std=width**-0.5)
 
+    #: Whether training recomputes each block's activations in the backward pass (see `set_grad_checkpointing`).
+    grad_checkpointing: bool = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Trade compute for memory in training: with gradients enabled, each block but the last runs under
+        ``torch.utils.checkpoint`` (its activations are recomputed in the backward pass, not stored)."""
+        self.grad_checkpointing = enable
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.shape[1] > self.config.context_length:
             raise ValueError(f"ids are {ids.shape[1]} long; this tower reads at most {self.config.context_length}")
@@ -145,8 +156,9 @@ class TextTransformer(nn.Module):
         eot = ids.argmax(dim=-1)
         length = int(eot.max()) + 1
         x = self.token_embedding(ids[:, :length]) + self.positional_embedding[:length]
+        checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks[:-1]:
-            x = block(x)
+            x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
         pooled = cast(Block, self.blocks[-1]).forward_at(
             x, eot
         )  # only the end tokens' features are read from the last block

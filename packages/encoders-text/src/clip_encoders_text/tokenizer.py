@@ -2,26 +2,30 @@
 
 open_clip tokenizes a text in four steps: clean it (ftfy, ``html.unescape`` twice, whitespace runs folded to one
 space, lower case), split it into words with one regex, map each word's UTF-8 bytes to the byte-level alphabet, and
-apply BPE to each word. This module gives the same ids faster, in three stages:
+apply BPE to each word. This module gives the same ids, in three stages:
 
-1. **Cleaning only where it can change something.** A printable ASCII text without ``&`` is a fixed point of ftfy
-   and ``html.unescape`` (every ftfy fixer needs ``&``, a control or a non-ASCII character): only lower-casing
-   applies. For any other text, ftfy's passes are followed in Python as long as they only decode HTML and
-   straighten curly quotes, and ftfy's own mojibake test finds nothing (:class:`_FtfyShortcut`); otherwise ftfy
-   runs. Either way the result is open_clip's cleaning.
-2. **Chunks.** No word can contain whitespace, so a cleaned text's words are the words of its space-separated
-   chunks, in order, and a text's ids are its chunks' ids concatenated. Chunks repeat a lot (``a``, ``photo``,
-   ``of``...), so their ids are kept in a bounded table shared by the process; a batch looks up all its chunks in
-   one pass and sends the chunks it has not seen to Rust in one batch.
-3. **Rust** (Hugging Face ``tokenizers``), for chunks not in the table:
+1. **Cleaning only where it can change something** (:mod:`clip_encoders_text.cleaning`): an ASCII text without
+   ``&`` or control characters is only lower-cased; other texts get open_clip's cleaning, mostly without ftfy.
+2. **Chunks, looked up without a Python object each.** No word holds whitespace, so a cleaned text's words are the
+   words of its space-separated chunks, in order, and a text's ids are its chunks' ids concatenated. Chunks repeat a
+   lot (``a``, ``photo``, ``of``...), so their ids are kept in a bounded table shared by the process
+   (:class:`_ChunkTable`), seeded with the whole-word tokens (below). A batch's cleaned texts become one UTF-8
+   buffer; numpy finds its chunks, packs each chunk of at most 15 bytes into an exact 128-bit key and looks the keys
+   up in a hash table of numpy arrays (:class:`_PackedIndex`). Only the chunks it lacks (new or long ones) become
+   ``str``: looked up in a dictionary, the new ones learnt in one go. numpy then gathers every text's ids. (Rust's
+   pipeline spends about 1 µs per word even on words it has cached: whole batches are not sent to it.)
+3. **Learning a chunk**, in the cheapest way that gives open_clip's ids:
 
-   - a printable ASCII chunk goes to a pipeline that splits it with an ASCII transcription of open_clip's regex
-     (on printable ASCII the byte-level alphabet maps each character to itself, so no mapping step is needed)
-     and applies BPE with the ``</w>`` end-of-word suffix;
-   - any other chunk, and any chunk holding a special token's name (``<start_of_text>``, ``<end_of_text>``), is
-     split in Python by open_clip's own pattern run by the same ``regex`` module, so that Unicode tables and
-     case-insensitive matching agree with open_clip by construction (Oniguruma, the Rust engine, has older
-     Unicode tables and folds U+0345 differently). Its words go to Rust pre-tokenized: UTF-8 bytes to the
+   - a printable ASCII chunk (without a special token's name) whose words are all *whole-word tokens* (a token
+     ending a word whose text is the whole word, as ``photo</w>``: 33,275 of them) takes their ids, without BPE.
+     That each such word alone is that one token holds for every one of them (a test checks all against open_clip);
+   - other printable ASCII chunks are joined into one string per group, separated by a word no printable ASCII
+     text holds, and go to Rust (Hugging Face ``tokenizers``): a pipeline that splits them with an ASCII
+     transcription of open_clip's regex (on printable ASCII the byte-level alphabet maps each character to itself,
+     so no mapping step is needed) and applies BPE with the ``</w>`` end-of-word suffix;
+   - any other chunk is split in Python by open_clip's own pattern run by the same ``regex`` module, so that Unicode
+     tables and case-insensitive matching agree with open_clip by construction (Oniguruma, the Rust engine, has
+     older Unicode tables and folds U+0345 differently). Its words go to Rust pre-tokenized: UTF-8 bytes to the
      byte-level alphabet, then BPE; a word equal to a special token's name becomes that token, as in open_clip.
 
 The vocabulary is open_clip's, in its order: 256 byte symbols, the same with ``</w>``, 48,894 merges, 2 specials.
@@ -34,43 +38,37 @@ from __future__ import annotations
 
 import functools
 import gzip
-import html
-import importlib
 import operator
 import re
-import sys
 import threading
-import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from importlib.resources import files
-from itertools import chain
-from typing import Any
+from itertools import chain, compress, repeat
 
-import ftfy
-import ftfy.badness
-import ftfy.chardata
-import ftfy.fixes
 import numpy as np
 import numpy.typing as npt
 import regex  # type: ignore[import-untyped]
 import torch
-from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers
+from tokenizers import AddedToken, Encoding, Regex, Tokenizer, models, pre_tokenizers
 
 from clip_core import InputError, TokenizerConfig
+from clip_encoders_text.cleaning import clean_texts
 
-__all__ = ["ClipBpeTokenizer", "clean_text"]
+__all__ = ["ClipBpeTokenizer"]
 
 VOCAB_SIZE = 49408
 START_ID = 49406
 END_ID = 49407
 PAD_ID = 0
-START_TOKEN = "<start_of_text>"
+START_TOKEN = "<start_of_text>"  # the vocabulary's names, which open_clip also recognises written in a text
 END_TOKEN = "<end_of_text>"
+START_TEXT = "<|startoftext|>"  # how decode renders them: OpenAI's names (open_clip reads these as plain text)
+END_TEXT = "<|endoftext|>"
 END_OF_WORD = "</w>"
 N_MERGES = VOCAB_SIZE - 2 * 256 - 2  # 48,894
 MERGES_FILE = "bpe_simple_vocab_16e6.txt.gz"
-CHUNK_TABLE_SIZE = 1 << 17  # chunks whose ids are kept; the table starts afresh when a batch would overflow it
+CHUNK_TABLE_SIZE = 1 << 17  # chunks learnt and kept; the table starts afresh when a batch would overflow it
+CHUNK_TABLE_CHARS = 1 << 22  # and characters in those chunks (a chunk has at most 4 ids per character)
 
 # open_clip's words: a special token's name, a contraction, a run of letters, one digit, or a run of anything else
 # but whitespace; case-insensitive. Run by the `regex` module, as open_clip runs it.
@@ -80,235 +78,23 @@ _WORDS = regex.compile(
 # The same pattern for lower-case printable ASCII without a special token's name (letters a-z, digits 0-9, the only
 # whitespace is the space). Oniguruma runs it about 2.5 times faster than the Unicode-property form.
 _ASCII_WORDS = r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+"
+# Python's `re` runs it the same way (leftmost match, alternatives in order), three times faster than `regex`.
+_split_ascii = re.compile(_ASCII_WORDS).findall
+
+_ASCII_SEPARATOR = "\u0100"  # the byte-level symbol of byte 0: a word of its own between spaces; never in ASCII
+_WORDS_SEPARATOR = " "  # a special token of the pre-tokenized pipeline, after each chunk's words (no word holds one)
+_NUL = "\x00"  # a word of its own between spaces; never in a printable chunk
+_NUL_ID = -2  # its id in _Engine._split_words
+_UNKNOWN = -1  # the id of a word not in _Engine._split_words
+_GROUP = 256  # chunks per Rust sequence: few sequences, yet enough for Rust to share them between threads
+
+_Int64s = npt.NDArray[np.int64]
+_Int32s = npt.NDArray[np.int32]
+_UInt64s = npt.NDArray[np.uint64]
+_UInt8s = npt.NDArray[np.uint8]
 
 
-def clean_text(text: str) -> str:
-    """open_clip's cleaning: ftfy, HTML entities unescaped twice, whitespace runs folded to one space, lower case."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text)))
-    return " ".join(text.split()).lower()
-
-
-# --- Running ftfy only where it changes something ---------------------------------------------------------------
-#
-# ftfy 6 repairs a text line by line, repeating one pass until the pass changes nothing. The pass: decode HTML
-# entities (`&name;`, `&#123;`; not at all in a line holding `<`), repair mojibake (only where
-# `ftfy.badness.is_bad` finds some), then C1 controls, Latin ligatures, character width, curly quotes, line breaks,
-# surrogates, terminal escapes, control characters, and NFC. On one line holding none of the characters that the
-# C1, ligature, width, line-break, surrogate, escape and control-character fixers change, and no mojibake, a pass
-# reduces to HTML decoding, quote straightening and NFC, which `_FtfyShortcut` follows (and checks, NFC included).
-# Those characters come from ftfy's own tables and patterns, and the mojibake test is ftfy's own regex, searched
-# only near the characters every match needs (`_Badness`, proven from the regex's parse tree). If ftfy's
-# configuration has fields other than those known here (a new fixer), ftfy always runs.
-
-_FTFY_FIELDS = frozenset(
-    {
-        "unescape_html",
-        "remove_terminal_escapes",
-        "fix_encoding",
-        "restore_byte_a0",
-        "replace_lossy_sequences",
-        "decode_inconsistent_utf8",
-        "fix_c1_controls",
-        "fix_latin_ligatures",
-        "fix_character_width",
-        "uncurl_quotes",
-        "fix_line_breaks",
-        "fix_surrogates",
-        "remove_control_chars",
-        "normalization",
-        "max_decode_length",
-        "explain",
-    }
-)
-_SHORTCUT_MAX_LENGTH = 100_000  # ftfy cuts longer lines into 1,000,000-character pieces; stay well inside one
-_SHORTCUT_MAX_PASSES = 4  # then leave it to ftfy
-
-
-def _parse_regex(pattern: re.Pattern[str]) -> Any:
-    """The parse tree of a pattern from Python's own regex parser (`re._parser`; `sre_parse` on Python 3.10)."""
-    name = "re._parser" if sys.version_info >= (3, 11) else "sre_parse"
-    return importlib.import_module(name).parse(pattern.pattern, pattern.flags)
-
-
-def _item_chars(item: tuple[Any, Any]) -> set[str] | None:
-    """The characters a one-character regex item matches: a literal or a class of literals and ranges, else None."""
-    op, arg = item
-    if str(op) == "LITERAL":
-        return {chr(arg)}
-    if str(op) != "IN":
-        return None
-    chars: set[str] = set()
-    for sub_op, sub_arg in arg:
-        if str(sub_op) == "LITERAL":
-            chars.add(chr(sub_arg))
-        elif str(sub_op) == "RANGE":
-            chars.update(map(chr, range(sub_arg[0], sub_arg[1] + 1)))
-        else:
-            return None
-    return chars
-
-
-_CONTEXT_FREE_OPS = frozenset({"LITERAL", "NOT_LITERAL", "IN", "ANY", "MAX_REPEAT", "MIN_REPEAT", "SUBPATTERN"})
-
-
-def _context_free(items: Any) -> bool:
-    """Whether matches of these regex items depend on nothing outside them (``^`` too: `search(pos=...)` keeps it)."""
-    for op, arg in items:
-        name = str(op)
-        if name == "AT" and str(arg) in ("AT_BEGINNING", "AT_BEGINNING_STRING"):
-            continue
-        if name not in _CONTEXT_FREE_OPS:
-            return False
-        if name in ("MAX_REPEAT", "MIN_REPEAT") and not _context_free(arg[2]):
-            return False
-        if name == "SUBPATTERN" and not _context_free(arg[-1]):
-            return False
-    return True
-
-
-@dataclass(frozen=True)
-class _Badness:
-    """Every match of ftfy's mojibake pattern is at most ``width`` long and holds a character ``anchors`` finds."""
-
-    anchors: re.Pattern[str]
-    width: int
-
-    @classmethod
-    def of_ftfy(cls) -> _Badness | None:
-        """Proves the property for ``ftfy.badness.BADNESS_RE`` from its parse tree, or returns None."""
-        pattern = ftfy.badness.BADNESS_RE
-        if pattern.flags & re.IGNORECASE:
-            return None
-        tree = _parse_regex(pattern)
-        items = list(tree.data)
-        branches = items[0][1][1] if len(items) == 1 and str(items[0][0]) == "BRANCH" else [tree]
-        anchors: set[str] = set()
-        width = 0
-        for branch in branches:
-            longest = branch.getwidth()[1]
-            # candidate anchors: the branch's top-level one-character items that only non-ASCII characters match
-            sets = [chars for chars in map(_item_chars, branch.data) if chars and min(map(ord, chars)) >= 0x80]
-            if longest > 64 or not sets or not _context_free(branch.data):
-                return None
-            anchors |= min(sets, key=len)
-            width = max(width, longest)
-        return cls(re.compile("[" + "".join(re.escape(c) for c in sorted(anchors)) + "]"), width)
-
-    def is_bad(self, text: str) -> bool:
-        """``ftfy.badness.is_bad(text)``, searching only the windows around the anchor characters."""
-        search = ftfy.badness.BADNESS_RE.search
-        reach = self.width - 1
-        low = high = 0  # the current window is text[low:high]; high == 0 before the first
-        for found in self.anchors.finditer(text):
-            at = found.start()
-            if high and at - reach <= high:
-                high = at + reach + 1
-                continue
-            if high and search(text, low, high):
-                return True
-            low, high = max(0, at - reach), at + reach + 1
-        return bool(high) and search(text, low, high) is not None
-
-
-# Characters ftfy's code (not a table) changes: line breaks (it also works line by line), terminal escapes (they
-# start with ESC), surrogates. C1 controls come from its pattern.
-_FIXED_BY_CODE = "\n\r\x85\u2028\u2029\x1b" + "".join(map(chr, range(0xD800, 0xE000)))
-
-
-@dataclass(frozen=True)
-class _FtfyShortcut:
-    """What ftfy's passes change, read from ftfy itself; ``fix_text`` follows the passes where that is enough."""
-
-    fixed_chars: re.Pattern[str]  # characters a fixer other than HTML, mojibake and quotes changes, or a line break
-    quotes: re.Pattern[str]  # the curly quotes ftfy straightens
-    entity: re.Pattern[str]  # what ftfy's HTML decoder looks at
-    badness: _Badness | None
-
-    @classmethod
-    def of_ftfy(cls) -> _FtfyShortcut | None:
-        """The shortcut for the installed ftfy, or None when its fixers are not the known ones."""
-        try:
-            from ftfy import chardata
-
-            if set(ftfy.TextFixerConfig._fields) != _FTFY_FIELDS:
-                return None
-            tables = (chardata.LIGATURES, chardata.WIDTH_MAP, chardata.CONTROL_CHARS)
-            fixed = {chr(code) for table in tables for code in table} | set(_FIXED_BY_CODE)
-            quotes: set[str] = set()
-            for pattern in (chardata.SINGLE_QUOTE_RE, chardata.DOUBLE_QUOTE_RE, chardata.C1_CONTROL_RE):
-                items = list(_parse_regex(pattern).data)
-                found = _item_chars(items[0]) if len(items) == 1 else None
-                if found is None:
-                    return None
-                if pattern is chardata.C1_CONTROL_RE:
-                    fixed |= found
-                else:
-                    quotes |= found
-            return cls(_char_class(fixed), _char_class(quotes), chardata.HTML_ENTITY_RE, _Badness.of_ftfy())
-        except (ImportError, AttributeError, IndexError, TypeError, ValueError):  # pragma: no cover - another ftfy
-            return None
-
-    def is_bad(self, text: str) -> bool:
-        """``ftfy.badness.is_bad(text)``."""
-        return self.badness.is_bad(text) if self.badness is not None else bool(ftfy.badness.is_bad(text))
-
-    def fix_text(self, text: str) -> str:
-        """``ftfy.fix_text(text)``, without running ftfy when the passes' result is certain."""
-        result = self._passes(text) if len(text) <= _SHORTCUT_MAX_LENGTH else None
-        return ftfy.fix_text(text) if result is None else result
-
-    def _passes(self, text: str) -> str | None:
-        """ftfy's passes over a one-line text, when only HTML decoding and quote straightening change it; else None.
-
-        Each pass below equals ftfy's: decode HTML (not in a line holding ``<``; decoding never removes a line
-        break), find no mojibake, no character the other fixers change, straighten quotes, find the text in NFC.
-        """
-        decodes = "<" not in text
-        current = text
-        for _ in range(_SHORTCUT_MAX_PASSES):
-            result = (
-                ftfy.fixes.unescape_html(current)
-                if decodes and "&" in current and self.entity.search(current)
-                else current
-            )
-            if self.fixed_chars.search(result) or self.is_bad(result):
-                return None
-            if self.quotes.search(result):
-                result = ftfy.fixes.uncurl_quotes(result)
-            if not unicodedata.is_normalized("NFC", result):
-                return None
-            if result == current:
-                return result
-            current = result
-        return None
-
-
-def _char_class(chars: set[str]) -> re.Pattern[str]:
-    """A pattern matching any one of ``chars``."""
-    return re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]")
-
-
-_FTFY = _FtfyShortcut.of_ftfy()
-
-
-def _fix_text(text: str) -> str:
-    """``ftfy.fix_text(text)``, computed without ftfy where the module's reasoning shows the result."""
-    return _FTFY.fix_text(text) if _FTFY is not None else ftfy.fix_text(text)
-
-
-def _prepare(text: str) -> str:
-    """The text as open_clip's cleaning leaves it, except that whitespace runs may not be folded yet.
-
-    Folding is left to ``str.split``, which the chunking does anyway: lower-casing neither makes nor removes
-    whitespace, nor does its final-sigma rule look across whitespace, so it commutes with folding.
-    """
-    text = _fix_text(text)
-    if "&" in text:
-        text = html.unescape(html.unescape(text))
-    return text.lower()
-
-
-# --- Vocabulary and Rust pipelines ------------------------------------------------------------------------------
+# --- Vocabulary ------------------------------------------------------------------------------------------------------
 
 
 def _byte_symbols() -> list[tuple[int, str]]:
@@ -345,29 +131,164 @@ def _vocabulary(merges: list[tuple[str, str]]) -> list[str]:
     ]
 
 
-_TEXT_END = " "  # closes each text's chunks in a batch's chunk list (no chunk holds whitespace)
-_SEPARATOR = " "  # closes each chunk's words in a group sent to Rust (no word holds whitespace either)
-_SEPARATOR_ID = VOCAB_SIZE  # an id of Rust's only, never in the output
-_GROUP = 256  # chunks per Rust sequence
+# --- Packed keys: looking chunks up without making a str of each -----------------------------------------------------
+#
+# A batch's cleaned texts are encoded as one UTF-8 buffer, chunks separated by spaces and each text's chunks followed
+# by a lone byte 0xFF, which UTF-8 never holds (``_TEXT_END``). numpy finds the chunks, and a chunk of at most 15
+# bytes has an exact key of two 64-bit words: its bytes, zero-padded, and its length in the top byte of the second.
+# An open-addressing hash table of such keys gives most chunks' slots without Python touching them.
+
+_TEXT_END = b"\xff"  # follows each text's chunks in a batch's buffer; never in UTF-8, so never in a chunk
+_PADDING = bytes(16)  # after a buffer, so that every chunk's 16 bytes can be read
+_KEY_BYTES = 15  # longest chunk with a packed key, in bytes
+_PROBES = 8  # slots of the hash table a key may take, from its hash on; a key that finds none is not indexed
+_HASH_BITS = 18  # the hash table's size: 2**18 entries (5 MB), for at most 33,275 + CHUNK_TABLE_SIZE keys
+_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [(1 << 64) - 1], np.uint64)  # the first n bytes
+_LENGTHS = np.arange(_KEY_BYTES + 1, dtype=np.uint64) << np.uint64(56)
 
 
-class _ChunkTable:
-    """Ids of the chunks seen so far: ``slots[chunk]`` is a slot; a slot's ids are ``store[start : start + length]``.
+def _packed(buffer: _UInt8s, starts: _Int64s, lengths: _Int64s) -> tuple[_UInt64s, _UInt64s]:
+    """The keys of the chunks ``buffer[start : start + length]`` (lengths at most 15; 16 bytes readable after each)."""
+    words = np.ndarray((len(buffer) - 7,), dtype="<u8", buffer=buffer, strides=(1,))  # 8 bytes from each offset
+    first = words[starts] & _MASKS[np.minimum(lengths, 8)]
+    second = (words[starts + 8] & _MASKS[np.maximum(lengths - 8, 0)]) | _LENGTHS[lengths]
+    return first, second
 
-    Slot 0 is ``_TEXT_END``, with no ids. Writers add slots under the engine's lock: new arrays first, then the
-    dictionary entries, so a reader that looks its slots up first and reads ``arrays`` afterwards finds them.
+
+def _packed_strs(chunks: list[str]) -> tuple[_UInt64s, _UInt64s, npt.NDArray[np.bool_]]:
+    """The keys of the chunks whose UTF-8 has at most 15 bytes, and which chunks those are."""
+    encoded = [chunk.encode() for chunk in chunks]
+    lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    short = lengths <= _KEY_BYTES
+    buffer = np.frombuffer(b"".join(compress(encoded, short.tolist())) + _PADDING, np.uint8)
+    kept = lengths[short]
+    return (*_packed(buffer, np.cumsum(kept) - kept, kept), short)
+
+
+def _hashed(first: _UInt64s, second: _UInt64s) -> npt.NDArray[np.intp]:
+    """Each key's home slot."""
+    mixed = (first ^ (second * np.uint64(0xC2B2AE3D27D4EB4F))) * np.uint64(0x9E3779B97F4A7C15)
+    home: npt.NDArray[np.intp] = (mixed >> np.uint64(64 - _HASH_BITS)).astype(np.intp)
+    return home
+
+
+class _PackedIndex:
+    """Slots by packed key, in an open-addressing hash table (linear probing, at most ``_PROBES`` slots per key).
+
+    Keys are only ever added, under the engine's lock, each entry's slot value and first word before its second word
+    (zero means an empty entry): a reader running alongside finds an entry complete, or not at all, or with its slot
+    value not yet written (-1), and then takes the slow path. Either way it never finds a wrong slot.
     """
 
     def __init__(self) -> None:
-        self.slots: dict[str, int] = {_TEXT_END: 0}
-        empty = np.zeros(1, np.int64)
-        self.arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] = (
-            empty,
-            empty,
-            np.zeros(0, np.int64),
+        size = 1 << _HASH_BITS
+        self.first = np.zeros(size, np.uint64)
+        self.second = np.zeros(size, np.uint64)
+        self.slots = np.full(size, -1, np.int32)
+
+    def copy(self) -> _PackedIndex:
+        """An index holding the same keys, changed independently from now on."""
+        index = _PackedIndex.__new__(_PackedIndex)
+        index.first, index.second, index.slots = self.first.copy(), self.second.copy(), self.slots.copy()
+        return index
+
+    def find(self, first: _UInt64s, second: _UInt64s) -> _Int64s:
+        """The keys' slots, -1 for a key not indexed."""
+        found = np.full(len(first), -1, np.int64)
+        home = _hashed(first, second)
+        seconds = self.second[home]
+        hit = (seconds == second) & (self.first[home] == first)
+        found[hit] = self.slots[home[hit]]
+        todo = np.flatnonzero(~hit & (seconds != 0))  # an empty entry ends a key's search
+        mask = len(self.first) - 1
+        for probe in range(1, _PROBES):
+            if not len(todo):
+                break
+            at = (home[todo] + probe) & mask
+            seconds = self.second[at]
+            hit = (seconds == second[todo]) & (self.first[at] == first[todo])
+            found[todo[hit]] = self.slots[at[hit]]
+            todo = todo[~hit & (seconds != 0)]
+        return found
+
+    def add(self, first: _UInt64s, second: _UInt64s, slots: _Int64s) -> None:
+        """Indexes distinct keys not indexed yet (caller holds the lock); a key finding no free entry is left out."""
+        home = _hashed(first, second)
+        todo = np.arange(len(first))
+        mask = len(self.first) - 1
+        for probe in range(_PROBES):
+            at = (home[todo] + probe) & mask
+            free = self.second[at] == 0
+            entries, firsts = np.unique(at[free], return_index=True)  # one key per free entry; the others go on
+            placed = todo[free][firsts]
+            self.slots[entries] = slots[placed]
+            self.first[entries] = first[placed]
+            self.second[entries] = second[placed]  # last: it makes the entry visible
+            todo = np.setdiff1d(todo, placed, assume_unique=True)
+            if not len(todo):
+                break
+
+
+# --- The chunk table and the Rust pipelines -------------------------------------------------------------------------
+
+
+class _ChunkTable:
+    """Ids of chunks: a chunk's slot comes from ``index`` (by packed key) or ``slots`` (by str, for every chunk); a
+    slot's ids are ``store[start : start + length]`` in ``arrays``.
+
+    Slot 0 is ``_TEXT_END``, with no ids; then come the whole-word tokens' words (the seed, always held), then the
+    chunks learnt. Writers add chunks under the engine's lock: new arrays first, then the index and dictionary entries;
+    arrays are replaced, never changed. So a reader that looks its slots up first and reads ``arrays`` afterwards finds
+    them. A full table is replaced by a fresh copy of the seed, so readers still holding it are undisturbed.
+    """
+
+    def __init__(self, slots: dict[str, int], index: _PackedIndex, arrays: tuple[_Int64s, _Int64s, _Int32s]) -> None:
+        self.slots = slots
+        self.index = index
+        self.arrays = arrays
+        self.seeded = len(slots)  # chunks that do not count against CHUNK_TABLE_SIZE
+        self.chars = 0  # characters in the chunks learnt
+
+    @classmethod
+    def seed(cls, words: dict[str, int]) -> _ChunkTable:
+        """A table holding ``_TEXT_END`` and the words, each with its one id."""
+        starts = np.arange(-1, len(words), dtype=np.int64)
+        lengths = np.ones(len(words) + 1, np.int64)
+        starts[0] = lengths[0] = 0
+        table = cls({}, _PackedIndex(), (starts, lengths, np.fromiter(words.values(), np.int32, len(words))))
+        end = np.frombuffer(_TEXT_END + _PADDING, np.uint8)
+        table.index.add(*_packed(end, np.zeros(1, np.int64), np.ones(1, np.int64)), np.zeros(1, np.int64))
+        table.slots.update(zip(words, range(1, len(words) + 1), strict=True))
+        first, second, short = _packed_strs(list(words))
+        table.index.add(first, second, np.arange(1, len(words) + 1)[short])
+        table.seeded = len(table.slots)
+        return table
+
+    def copy(self) -> _ChunkTable:
+        """A table holding what this one holds, whose chunks learnt from now on are its own."""
+        table = _ChunkTable(dict(self.slots), self.index.copy(), self.arrays)
+        table.seeded, table.chars = self.seeded, self.chars
+        return table
+
+    def has_room(self, chunks: Iterable[str]) -> bool:
+        """Whether the chunks fit within ``CHUNK_TABLE_SIZE`` and ``CHUNK_TABLE_CHARS``."""
+        chunks = list(chunks)
+        return (
+            len(self.slots) - self.seeded + len(chunks) <= CHUNK_TABLE_SIZE
+            and self.chars + sum(map(len, chunks)) <= CHUNK_TABLE_CHARS
         )
 
-    def add(self, chunks: list[str], ids: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> None:
+    def gather(self, slots: _Int64s) -> tuple[_Int32s, _Int64s]:
+        """``(ids, counts)`` of the texts whose chunks have these slots, each text's ending with slot 0: the ids
+        concatenated, and how many each text has. Call it after looking the slots up (see the class docstring)."""
+        starts, lengths, store = self.arrays
+        counts = lengths[slots]
+        ends = np.cumsum(counts)
+        # the ids of chunk k are store[starts[slots[k]] + j] for j < counts[k]; they land at ends[k] - counts[k] + j
+        ids = store[np.repeat(starts[slots] - (ends - counts), counts) + np.arange(int(ends[-1]))]
+        return ids, np.diff(ends[slots == 0], prepend=0)
+
+    def add(self, chunks: list[str], ids: _Int32s, counts: _Int64s) -> None:
         """Adds chunks whose ids are ``ids``, concatenated, ``counts[k]`` for chunk k (caller holds the lock)."""
         starts, lengths, store = self.arrays
         self.arrays = (
@@ -375,11 +296,15 @@ class _ChunkTable:
             np.concatenate([lengths, counts]),
             np.concatenate([store, ids]),
         )
-        self.slots.update(zip(chunks, range(len(starts), len(starts) + len(chunks)), strict=True))
+        slots = np.arange(len(starts), len(starts) + len(chunks))
+        first, second, short = _packed_strs(chunks)
+        self.index.add(first, second, slots[short])
+        self.slots.update(zip(chunks, slots.tolist(), strict=True))
+        self.chars += sum(map(len, chunks))
 
 
 class _Engine:
-    """The Rust pipelines, the id -> bytes table for decoding, and the chunk table; one per process."""
+    """The Rust pipelines, the chunk table, and the id -> bytes table for decoding; one per process."""
 
     def __init__(self) -> None:
         merges = _read_merges()
@@ -390,43 +315,82 @@ class _Engine:
 
         self.ascii = Tokenizer(models.BPE(vocab=vocab, merges=merges, end_of_word_suffix=END_OF_WORD))
         self.ascii.pre_tokenizer = pre_tokenizers.Split(Regex(_ASCII_WORDS), behavior="removed", invert=True)
+        self.ascii_separator_id = vocab[_ASCII_SEPARATOR + END_OF_WORD]
 
         self.words = Tokenizer(models.BPE(vocab=vocab, merges=merges, end_of_word_suffix=END_OF_WORD))
         self.words.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-        self.words.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (START_TOKEN, END_TOKEN)])
-        for pipeline in (self.ascii, self.words):
-            pipeline.add_special_tokens([AddedToken(_SEPARATOR, special=True, normalized=False)])
-            if pipeline.token_to_id(_SEPARATOR) != _SEPARATOR_ID:  # pragma: no cover - guards the layout
-                raise RuntimeError("the chunk separator did not get the first id after the vocabulary")
+        self.words.add_special_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in (START_TOKEN, END_TOKEN, _WORDS_SEPARATOR)]
+        )
+        self.words_separator_id = VOCAB_SIZE
+        if self.words.token_to_id(_WORDS_SEPARATOR) != VOCAB_SIZE:  # pragma: no cover - guards the layout
+            raise RuntimeError("the chunk separator did not get the first id after the vocabulary")
 
+        # Whole-word tokens by their words, for those a cleaned text can hold as printable ASCII (33,275): each such
+        # word alone is that one token, as test_whole_word_tokens_are_their_own_words_ids checks for all of them.
+        self.whole_words = {
+            token[: -len(END_OF_WORD)]: i
+            for i, token in enumerate(tokens[:START_ID])
+            if token.endswith(END_OF_WORD) and token.isascii() and token.isprintable() and token == token.lower()
+        }
+        self._split_words = {**self.whole_words, _NUL: _NUL_ID}
         byte_of = {symbol: b for b, symbol in _byte_symbols()}
-        self.token_bytes = tuple(bytes(byte_of[c] for c in token) for token in tokens)
-        self.table = _ChunkTable()
+        self.token_bytes = (
+            *(bytes(byte_of[c] for c in token) for token in tokens[:START_ID]),
+            START_TEXT.encode(),
+            END_TEXT.encode(),
+        )
+        self._seed = _ChunkTable.seed(self.whole_words)
+        self.table = self._seed.copy()
         self._lock = threading.Lock()
 
-    def ids(self, chunks: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """``(ids, slots, ends)``: the chunks' ids concatenated; each chunk's slot; the ids up to each chunk's end."""
-        table = self.table
-        try:
-            slots = np.fromiter(map(table.slots.__getitem__, chunks), np.int64, len(chunks))
-        except KeyError:
-            table = self._learn(chunks)
-            slots = np.fromiter(map(table.slots.__getitem__, chunks), np.int64, len(chunks))
-        starts, lengths, store = table.arrays  # read after the look-ups (see _ChunkTable)
-        counts = lengths[slots]
-        ends = np.cumsum(counts)
-        # ids of chunk k: store[starts[slots[k]] + j] for j < counts[k]; they land at ends[k] - counts[k] + j
-        sources = np.repeat(starts[slots] - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
-        return store[sources], slots, ends
+    def ids(self, texts: list[str]) -> tuple[_Int32s, _Int64s]:
+        """``(ids, counts)``: the texts' ids, concatenated, and how many ids each text has."""
+        if not texts:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        ending = b" " + _TEXT_END + b" "
+        data = b" " + ending.join([text.encode() for text in clean_texts(texts)]) + ending
+        buffer = np.frombuffer(data + _PADDING, np.uint8)
+        space = buffer[: len(data)] == ord(" ")
+        edges = np.flatnonzero(space[1:] != space[:-1]) + 1  # chunk starts and ends, alternately
+        starts, ends = edges[0::2], edges[1::2]
+        lengths = ends - starts
+        short = lengths <= _KEY_BYTES
 
-    def _learn(self, chunks: list[str]) -> _ChunkTable:
-        """The table, after adding the chunks it lacks (a fresh table if they would overflow it)."""
+        def decoded(which: _Int64s) -> list[str]:
+            return [data[s:e].decode() for s, e in zip(starts[which].tolist(), ends[which].tolist(), strict=True)]
+
+        def every() -> list[str]:  # all the batch's chunks but the text ends
+            return decoded(np.flatnonzero((lengths != 1) | (buffer[starts] != _TEXT_END[0])))
+
+        while True:
+            table = self.table
+            slots = np.full(len(starts), -1, np.int64)
+            slots[short] = table.index.find(*_packed(buffer, starts[short], lengths[short]))
+            missing = np.flatnonzero(slots < 0)  # new chunks, long ones, and the few the index could not hold
+            if not len(missing):
+                break
+            chunks = decoded(missing)
+            slots[missing] = np.fromiter(map(table.slots.get, chunks, repeat(-1)), np.int64, len(chunks))
+            unknown = slots[missing] < 0
+            if not unknown.any():
+                break
+            new = list(compress(chunks, unknown.tolist()))
+            if self._learn(table, new, every) is table:
+                slots[missing[unknown]] = np.fromiter(map(table.slots.__getitem__, new), np.int64, len(new))
+                break
+            # the table was replaced (full, by this thread or another): look everything up in the new one
+        return table.gather(slots)
+
+    def _learn(self, seen: _ChunkTable, new: list[str], every: Callable[[], list[str]]) -> _ChunkTable:
+        """The table, holding all the batch's chunks (``every()``), of which ``seen`` (the caller's table) lacks
+        ``new``: adds the ones the current table lacks; if they would overflow it, a fresh table takes its place."""
         with self._lock:
             table = self.table
-            missing = set(chunks).difference(table.slots)
-            if len(table.slots) + len(missing) > CHUNK_TABLE_SIZE:
-                table = self.table = _ChunkTable()  # readers holding the old table keep using it undisturbed
-                missing = set(chunks).difference(table.slots)
+            missing = set(new if table is seen else every()).difference(table.slots)
+            if not table.has_room(missing):
+                table = self.table = self._seed.copy()
+                missing = set(every()).difference(table.slots)
             plain: list[str] = []
             other: list[str] = []
             for chunk in missing:
@@ -434,77 +398,101 @@ class _Engine:
                     plain.append(chunk)
                 else:
                     other.append(chunk)
+            parts: list[tuple[list[str], _Int32s, _Int64s]] = []
             if plain:
-                table.add(plain, *self._encode(self.ascii, [[chunk] for chunk in plain]))
+                known, plain = self._whole_word_chunks(plain)
+                parts.append(known)
+            if plain:
+                parts.append((plain, *self._encode_plain(plain)))
             if other:
-                table.add(other, *self._encode(self.words, [_WORDS.findall(chunk) for chunk in other]))
+                parts.append((other, *self._encode_words([_WORDS.findall(chunk) for chunk in other])))
+            if parts:
+                names, ids, counts = zip(*parts, strict=True)
+                table.add([chunk for part in names for chunk in part], np.concatenate(ids), np.concatenate(counts))
             return table
 
-    @staticmethod
-    def _encode(pipeline: Tokenizer, words: list[list[str]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """``(ids, counts)``: the ids of each chunk's words, concatenated, and how many each chunk has.
+    def _whole_word_chunks(self, chunks: list[str]) -> tuple[tuple[list[str], _Int32s, _Int64s], list[str]]:
+        """``((known, ids, counts), others)``: the printable ASCII chunks all of whose words are whole-word tokens,
+        their ids concatenated and how many each has; and the other chunks.
 
-        Chunks go to Rust in groups, one pre-tokenized sequence per group with a separator token after each chunk
-        (a space, which no word holds), so that Rust makes one encoding per group rather than per chunk.
+        The chunks are split in one pass over one string, each followed by a separator word (NUL, which no printable
+        chunk holds), so that no list is made per chunk.
+        """
+        separated = f" {_NUL} "
+        words = _split_ascii(separated.join(chunks) + separated)
+        ids = np.fromiter(map(self._split_words.get, words, repeat(_UNKNOWN)), np.int32, len(words))
+        ends = np.flatnonzero(ids == _NUL_ID)  # one per chunk
+        known = np.diff(np.cumsum(ids == _UNKNOWN)[ends], prepend=0) == 0  # no unknown word in the chunk
+        counts = np.diff(ends, prepend=-1) - 1
+        keep = np.repeat(known, counts + 1) & (ids != _NUL_ID)
+        others = list(compress(chunks, (~known).tolist()))
+        return (list(compress(chunks, known.tolist())), ids[keep], counts[known]), others
+
+    def _encode_plain(self, chunks: list[str]) -> tuple[_Int32s, _Int64s]:
+        """``(ids, counts)`` of printable ASCII chunks: their ids concatenated, and how many each chunk has.
+
+        Each group of chunks is one string, ``"c1 Ā c2 Ā ... Ā"``: the separator is a word of its own, and its id
+        (``Ā</w>``) is no printable ASCII text's.
+        """
+        separated = f" {_ASCII_SEPARATOR} "
+        sequences = [separated.join(chunks[i : i + _GROUP]) + separated for i in range(0, len(chunks), _GROUP)]
+        encodings = self.ascii.encode_batch_fast(sequences, add_special_tokens=False)
+        return _split_at(encodings, self.ascii_separator_id)
+
+    def _encode_words(self, words: list[list[str]]) -> tuple[_Int32s, _Int64s]:
+        """``(ids, counts)`` of chunks given as open_clip's words: their ids concatenated, and how many each has.
+
+        Each group of chunks is one pre-tokenized sequence with a separator token after each chunk's words.
         """
         sequences = [
-            [word for chunk in words[i : i + _GROUP] for word in (*chunk, _SEPARATOR)]
+            [word for chunk in words[i : i + _GROUP] for word in (*chunk, _WORDS_SEPARATOR)]
             for i in range(0, len(words), _GROUP)
         ]
-        encodings = pipeline.encode_batch_fast(sequences, is_pretokenized=True, add_special_tokens=False)
-        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int64)
-        ends = np.flatnonzero(ids == _SEPARATOR_ID)  # one per chunk, in order
-        counts = np.diff(ends, prepend=-1) - 1
-        return ids[ids != _SEPARATOR_ID], counts
+        encodings = self.words.encode_batch_fast(sequences, is_pretokenized=True, add_special_tokens=False)
+        return _split_at(encodings, self.words_separator_id)
+
+
+def _split_at(encodings: list[Encoding], separator: int) -> tuple[_Int32s, _Int64s]:
+    """``(ids, counts)`` from encodings whose chunks each end with the separator id."""
+    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int32)
+    ends = np.flatnonzero(ids == separator)  # one per chunk, in order
+    return ids[ids != separator], np.diff(ends, prepend=-1) - 1
 
 
 def _names_special(chunk: str) -> bool:
+    """Whether a lower-case chunk holds a special token's name (open_clip reads it as that token)."""
     return START_TOKEN in chunk or END_TOKEN in chunk
 
 
 @functools.cache
 def _engine() -> _Engine:
+    """The process's engine, made on first use."""
     return _Engine()
 
 
 # --- Batches --------------------------------------------------------------------------------------------------------
 
 
-class _Ids:
-    """The ids of a batch of texts, flat: text ``i`` holds ``flat[starts[i] : starts[i] + counts[i]]``."""
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        chunks: list[str] = []  # each text's chunks, then _TEXT_END
-        extend, append = chunks.extend, chunks.append
-        for text in texts:
-            if text.isascii() and text.isprintable() and "&" not in text:  # ftfy and unescaping change nothing
-                extend(text.lower().split())
-            else:
-                extend(_prepare(text).split())
-            append(_TEXT_END)
-        self.flat, slots, ends = _engine().ids(chunks)
-        closing = ends[slots == 0]  # ids up to each text's _TEXT_END, which has none of its own
-        self.starts: npt.NDArray[np.int64] = np.zeros_like(closing)
-        self.starts[1:] = closing[:-1]
-        self.counts: npt.NDArray[np.int64] = closing - self.starts
-
-    def rows(self, length: int) -> npt.NDArray[np.int64]:
-        """``[start, ids[:length - 2], end, 0...]`` per text; ``[end]`` when ``length == 1`` (as open_clip)."""
-        out = np.zeros((len(self.counts), length), np.int64)
-        if length == 1:
-            out[:, 0] = END_ID
-            return out
-        room = length - 2
-        kept = np.minimum(self.counts, room)
-        offsets = np.arange(room)
-        inside = offsets < kept[:, None]
-        out[:, 1 : room + 1][inside] = self.flat[(self.starts[:, None] + offsets)[inside]]
-        out[:, 0] = START_ID
-        out[np.arange(len(kept)), kept + 1] = END_ID
+def _rows(ids: _Int32s, counts: _Int64s, length: int) -> _Int64s:
+    """``[start, ids[:length - 2], end, 0...]`` per text (text i's ids are the next ``counts[i]`` of ``ids``);
+    ``[end]`` when ``length == 1``, as open_clip."""
+    out = np.zeros((len(counts), length), np.int64)
+    if length == 1:
+        out[:, 0] = END_ID
         return out
+    room = length - 2
+    kept = np.minimum(counts, room)
+    if int(kept.sum()) < len(ids):  # some texts are too long: drop their ids past the room
+        firsts = np.cumsum(counts) - counts
+        ids = ids[np.arange(len(ids)) - np.repeat(firsts, counts) < room]
+    out[:, 1 : room + 1][np.arange(room) < kept[:, None]] = ids  # boolean masks fill in row-major order
+    out[:, 0] = START_ID
+    out[np.arange(len(kept)), kept + 1] = END_ID
+    return out
 
 
 def _as_texts(texts: object) -> list[str]:
+    """The batch as a list of str, or an InputError naming what is not a str."""
     if isinstance(texts, str):
         return [texts]
     if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
@@ -517,10 +505,12 @@ def _as_texts(texts: object) -> list[str]:
 
 
 class ClipBpeTokenizer:
-    """CLIP's tokenizer: open_clip's cleaning and lower-case byte-level BPE, with the same ids, run in Rust.
+    """CLIP's tokenizer: open_clip's cleaning and lower-case byte-level BPE, with the same ids, run over whole batches
+    with numpy, and Rust's BPE for chunks never seen before.
 
     ``tok(texts)`` returns ``LongTensor[B, context_length]``: 49406 (start), the text's ids, 49407 (end), zeros. A
-    text too long for the context keeps its first ``context_length - 2`` ids and still ends with 49407.
+    text too long for the context keeps its first ``context_length - 2`` ids and still ends with 49407. Instances
+    share one process-wide engine and may be called from several threads at once.
     """
 
     vocab_size: int = VOCAB_SIZE
@@ -529,21 +519,23 @@ class ClipBpeTokenizer:
     pad_id: int = PAD_ID
 
     def __init__(self, config: TokenizerConfig) -> None:
+        """A tokenizer whose rows have ``config.context_length`` ids; reads the merges now (not in the first call)."""
         self.context_length: int = config.context_length
-        _engine()  # read the merges now: a damaged install fails here, and the first batch is not slowed
+        _engine()
 
     def encode(self, text: str) -> list[int]:
         """The ids of one text, cleaned as open_clip cleans it, without start or end token."""
         if not isinstance(text, str):
             raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
-        ids: list[int] = _Ids([text]).flat.tolist()
+        ids: list[int] = _engine().ids([text])[0].tolist()
         return ids
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
-        """The text the ids spell, as open_clip decodes it.
+        """The text the ids spell, as open_clip decodes it except for the start and end tokens' names.
 
-        Each ``</w>`` becomes a space (so a decoded word ends with one), special tokens appear by name, and byte
-        sequences that are not UTF-8 become U+FFFD. Padding is not skipped: 0 is the id of ``!``.
+        Each ``</w>`` becomes a space (so a decoded word ends with one), the start and end tokens appear as OpenAI
+        names them, ``<|startoftext|>`` and ``<|endoftext|>``, and byte sequences that are not UTF-8 become U+FFFD.
+        Padding is not skipped: 0 is the id of ``!``.
         """
         if isinstance(ids, torch.Tensor):
             if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
@@ -566,4 +558,4 @@ class ClipBpeTokenizer:
         length = self.context_length if context_length is None else context_length
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise InputError(f"context_length must be a positive int, got {length!r}")
-        return torch.from_numpy(_Ids(_as_texts(texts)).rows(length))
+        return torch.from_numpy(_rows(*_engine().ids(_as_texts(texts)), length))
