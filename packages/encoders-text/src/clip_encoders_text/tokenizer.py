@@ -149,7 +149,8 @@ _LENGTHS = np.arange(_KEY_BYTES + 1, dtype=np.uint64) << np.uint64(56)
 
 def _packed(buffer: _UInt8s, starts: _Int64s, lengths: _Int64s) -> tuple[_UInt64s, _UInt64s]:
     """The keys of the chunks ``buffer[start : start + length]`` (lengths at most 15; 16 bytes readable after each)."""
-    words = np.ndarray((len(buffer) - 7,), dtype="<u8", buffer=buffer, strides=(1,))  # 8 bytes from each offset
+    # 8 bytes from each offset
+    words: _UInt64s = np.ndarray((len(buffer) - 7,), dtype="<u8", buffer=buffer, strides=(1,))
     first = words[starts] & _MASKS[np.minimum(lengths, 8)]
     second = (words[starts + 8] & _MASKS[np.maximum(lengths - 8, 0)]) | _LENGTHS[lengths]
     return first, second
