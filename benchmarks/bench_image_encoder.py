@@ -3,14 +3,16 @@
 For each card (ViT-B-32 and RN50 by default): a randomly initialised open_clip model, loaded into clip-sdk through
 ``clip_core.load_checkpoint`` and into transformers' ``CLIPVisionModelWithProjection`` (ViTs only: transformers has
 no ResNet CLIP). Batch 16, 2 threads. clip-sdk runs in fp32 and with its weights converted to bf16
-(``model.to(torch.bfloat16)``, still fed float32 pixels). Prints images/s, ratios and the bf16 cosine to fp32.
+(``model.to(torch.bfloat16)``, still fed float32 pixels). The variants run interleaved, round after round, so a busy
+neighbour slows them alike; prints median images/s, the median of per-round ratios, and the bf16 cosine to fp32.
 
-    python benchmarks/bench_image_encoder.py [--cards ViT-B-32 RN50] [--batch 16] [--repeats 5]
+    python benchmarks/bench_image_encoder.py [--cards ViT-B-32 RN50] [--batch 16] [--rounds 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +26,7 @@ import transformers
 import clip_core
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_seconds
+from _timing import interleaved_seconds, median_ratio
 
 
 def hf_vision_from_ours(model: clip_core.ClipModel) -> Any:
@@ -73,7 +75,7 @@ def hf_vision_from_ours(model: clip_core.ClipModel) -> Any:
     return hf
 
 
-def bench_card(name: str, batch: int, repeats: int) -> None:
+def bench_card(name: str, batch: int, rounds: int) -> None:
     torch.manual_seed(0)
     reference = open_clip.create_model(name).eval()
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,20 +91,21 @@ def bench_card(name: str, batch: int, repeats: int) -> None:
         if hf is not None:
             assert torch.allclose(hf(pixel_values=pixels).image_embeds, expected, rtol=1e-4, atol=1e-4), "HF differs"
         cosine = F.cosine_similarity(ours_bf16.encode_image(pixels).float(), expected).min().item()
-        timings = {"open_clip fp32": median_seconds(lambda: reference.encode_image(pixels), repeats)}
+        runs = {"open_clip fp32": lambda: reference.encode_image(pixels)}
         if hf is not None:
-            timings["transformers fp32"] = median_seconds(lambda: hf(pixel_values=pixels), repeats)
-        timings["clip-sdk fp32"] = median_seconds(lambda: ours.encode_image(pixels), repeats)
-        timings["clip-sdk bf16 weights"] = median_seconds(lambda: ours_bf16.encode_image(pixels), repeats)
+            runs["transformers fp32"] = lambda: hf(pixel_values=pixels)
+        runs["clip-sdk fp32"] = lambda: ours.encode_image(pixels)
+        runs["clip-sdk bf16 weights"] = lambda: ours_bf16.encode_image(pixels)
+        times = interleaved_seconds(runs, rounds)
 
-    print(f"{name} image encoding, batch {batch}, {size}px, {torch.get_num_threads()} threads")
-    for label, seconds in timings.items():
-        print(f"  {label:28s} {batch / seconds:8.1f} images/s")
+    print(f"{name} image encoding, batch {batch}, {size}px, {torch.get_num_threads()} threads, {rounds} rounds")
+    for label, seconds in times.items():
+        print(f"  {label:28s} {batch / statistics.median(seconds):8.1f} images/s (median)")
     for label in ("clip-sdk fp32", "clip-sdk bf16 weights"):
-        ratios = [f"vs open_clip fp32: {timings['open_clip fp32'] / timings[label]:.2f}x"]
-        if "transformers fp32" in timings:
-            ratios.append(f"vs transformers fp32: {timings['transformers fp32'] / timings[label]:.2f}x")
-        print(f"  {label}: " + "; ".join(ratios))
+        ratios = [f"vs open_clip fp32: {median_ratio(times['open_clip fp32'], times[label]):.2f}x"]
+        if "transformers fp32" in times:
+            ratios.append(f"vs transformers fp32: {median_ratio(times['transformers fp32'], times[label]):.2f}x")
+        print(f"  {label}: " + "; ".join(ratios) + " (median of per-round ratios)")
     print(f"  bf16 cosine to fp32 features (min over batch): {cosine:.5f}")
 
 
@@ -110,11 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", nargs="+", default=["ViT-B-32", "RN50"])
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(2)
     for name in args.cards:
-        bench_card(name, args.batch, args.repeats)
+        bench_card(name, args.batch, args.rounds)
 
 
 if __name__ == "__main__":

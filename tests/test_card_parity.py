@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 import clip_core
+from clip_core import registry
 from clip_core.testing import randomize_batch_norms
 
 open_clip = pytest.importorskip("open_clip")
@@ -171,3 +172,29 @@ def test_timm_tower_card_matches_open_clip_timm_model(
     pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert relative_error(ours.encode_image(pixels), reference.encode_image(pixels)) <= 1e-5
+
+
+def _our_cards() -> list[str]:
+    return [name for name in clip_core.list_cards() if registry.card_entry(name).plugin in {"vit", "resnet"}]
+
+
+@pytest.mark.parametrize("name", _our_cards())
+def test_every_shipped_card_is_open_clips_configuration(name: str) -> None:
+    """Each card (the quickgelu variants too) describes the network open_clip's configuration of that name builds."""
+    expected: dict[str, Any] = open_clip.get_model_config(name)
+    card = clip_core.get_card(name)
+    vision, text = expected["vision_cfg"], expected["text_cfg"]
+    image = card.image.model_dump()
+    quick = "quick_gelu" if expected.get("quick_gelu", False) else "gelu"
+    assert card.embed_dim == expected["embed_dim"]
+    assert image["image_size"] == vision["image_size"]
+    assert image["width"] == vision["width"]
+    assert (list(image["layers"]) if image["kind"] == "modified-resnet" else image["layers"]) == vision["layers"]
+    if image["kind"] == "vit":
+        assert image["patch_size"] == vision["patch_size"]
+        assert image["heads"] == vision["width"] // vision.get("head_width", 64)
+        assert int(image["width"] * image["mlp_ratio"]) == int(vision["width"] * vision.get("mlp_ratio", 4.0))
+        assert image["activation"] == quick
+    for field in ("context_length", "vocab_size", "width", "heads", "layers"):
+        assert card.text.model_dump()[field] == text[field], field
+    assert card.text.model_dump()["activation"] == quick

@@ -1,12 +1,14 @@
 """Preprocessing: the same pixels as open_clip's inference transform, for real image files of every common mode.
 
-Every parity case writes an image file (PNG or JPEG) with Pillow, reads it back as a user's file would be read, and
-compares our pixels with ``open_clip.image_transform(..., is_train=False)`` exactly (``torch.equal``).
+Every parity case writes an image file (PNG or JPEG; WebP and GIF too for the cards' cases) with Pillow, reads it
+back as a user's file would be read (the cards' cases as ``clip embed`` reads it), and compares our pixels with
+``open_clip.image_transform(..., is_train=False)`` (or the card's open_clip transform) exactly (``torch.equal``).
 """
 
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from PIL import Image
 
 import clip_core
 from clip_core import ImagePreprocess, InputError, PreprocessConfig
+from clip_core.imagefiles import read_pixels
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -236,3 +239,82 @@ def test_repr_shows_every_setting() -> None:
         "ImagePreprocess(image_size=32, resize_mode='squash', interpolation='bilinear', "
         "mean=(0.5, 0.25, 0.0), std=(1.0, 2.0, 0.5), fill_color=0)"
     )
+
+
+#: Files as `clip embed` meets them: (format, mode written). WebP stores RGB(A) and GIF a palette or grey, whatever
+#: the mode written; "P+transparency" is a palette with a transparent index.
+CARD_FILE_KINDS = [
+    ("jpg", "RGB"),
+    ("jpg", "L"),
+    ("jpg", "CMYK"),
+    ("png", "RGB"),
+    ("png", "RGBA"),
+    ("png", "L"),
+    ("png", "LA"),
+    ("png", "P+transparency"),
+    ("png", "I;16"),
+    ("png", "1"),
+    ("webp", "RGB"),
+    ("webp", "RGBA"),
+    ("gif", "P"),
+    ("gif", "P+transparency"),
+    ("gif", "L"),
+    ("gif", "1"),
+]
+CARD_FILE_SIZES = {"tiny": (3, 2), "wide": (300, 120), "tall": (120, 300), "larger-than-target": (500, 400)}
+
+
+def write_image_file(directory: Path, suffix: str, kind: str, size: tuple[int, int], seed: int) -> Path:
+    """An image file of ``kind`` (a mode, or "P+transparency") with pseudo-random pixels, saved as ``suffix``."""
+    mode = "P" if kind == "P+transparency" else kind
+    rng = random.Random(seed)
+    width, height = size
+    row = (width + 7) // 8 if mode == "1" else width * _BYTES_PER_PIXEL[mode]
+    image = Image.frombytes(mode, size, rng.randbytes(row * height))
+    options: dict[str, Any] = {}
+    if mode == "P":
+        image.putpalette(rng.randbytes(768))
+        if kind == "P+transparency":
+            options["transparency"] = rng.randrange(256)
+    path = directory / f"{kind.replace(';', '')}.{suffix}"
+    image.save(path, **options)
+    return path
+
+
+@pytest.fixture(scope="module")
+def open_clip_card_transforms() -> dict[str, Callable[[Image.Image], torch.Tensor]]:
+    """open_clip's inference transforms of ViT-B-32 and ViT-L-14-336 (OpenAI's 224- and 336-pixel models).
+
+    ViT-B-32's comes from ``open_clip.create_model_and_transforms`` itself (the model built on the meta device);
+    ViT-L-14-336's is built the same way that function builds it (defaults, the `openai` tag's settings, the
+    tower's image size), to spare building a ViT-L.
+    """
+    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+    _, _, vit_b_32 = open_clip.create_model_and_transforms("ViT-B-32", device="meta")
+    settings = merge_preprocess_dict(PreprocessCfg(), open_clip.get_pretrained_cfg("ViT-L-14-336", "openai"))
+    size = open_clip.get_model_config("ViT-L-14-336")["vision_cfg"]["image_size"]
+    vit_l_14_336 = image_transform_v2(PreprocessCfg(**{**settings, "size": size}), is_train=False)
+    return {"ViT-B-32": vit_b_32, "ViT-L-14-336": vit_l_14_336}
+
+
+@pytest.mark.filterwarnings(PALETTE_ALPHA_WARNING)
+@pytest.mark.parametrize("card", ["ViT-B-32", "ViT-L-14-336"])
+@pytest.mark.parametrize("size", CARD_FILE_SIZES.values(), ids=CARD_FILE_SIZES.keys())
+@pytest.mark.parametrize(("suffix", "kind"), CARD_FILE_KINDS, ids=[f"{k}.{s}" for s, k in CARD_FILE_KINDS])
+def test_files_read_as_clip_embed_reads_them_give_open_clips_pixels_for_the_card(
+    tmp_path: Path,
+    open_clip_card_transforms: dict[str, Callable[[Image.Image], torch.Tensor]],
+    card: str,
+    size: tuple[int, int],
+    suffix: str,
+    kind: str,
+) -> None:
+    """`clip embed`'s pixels (read_pixels) equal open_clip's for ``Image.open`` of the same file, exactly."""
+    path = write_image_file(tmp_path, suffix, kind, size, seed=zlib.crc32(f"{card}{size}{suffix}{kind}".encode()))
+    ours = read_pixels(path, clip_core.get_preprocess(card))
+    with Image.open(path) as image:
+        theirs = open_clip_card_transforms[card](image)
+    side = clip_core.get_card(card).preprocess.image_size
+    assert ours.shape == theirs.shape == (3, side, side)
+    assert torch.equal(ours, theirs), f"{(ours != theirs).sum().item()} values differ"

@@ -20,15 +20,20 @@ from clip_core.cards import (
 from clip_core.catalog import get_card, list_cards
 from clip_core.checkpoints import load_checkpoint
 from clip_core.create import create_model
+from clip_core.embedding import EmbedResult, embed_images, embed_texts
+from clip_core.embeddingfile import Embeddings, read_embeddings
 from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
+from clip_core.imagefiles import read_image
 from clip_core.model import ClipModel, ClipOutput
 from clip_core.preprocess import ImagePreprocess, get_preprocess
 from clip_core.pretrained import PretrainedWeights
 from clip_core.protocols import ImageEncoder, TextEncoder, Tokenizer
 from clip_core.registry import register_plugin, unregister_plugin
+from clip_core.search import SearchHit, search_by_image, search_by_text
 from clip_core.tokenizer import get_tokenizer
 from clip_core.towers import build_tower
+from clip_core.zeroshot import zero_shot_classifier, zero_shot_predict
 
 try:
     __version__ = version("clip-core")
@@ -42,6 +47,8 @@ __all__ = [
     "ClipError",
     "ClipModel",
     "ClipOutput",
+    "EmbedResult",
+    "Embeddings",
     "ImageEncoder",
     "ImagePreprocess",
     "InputError",
@@ -52,6 +59,7 @@ __all__ = [
     "PretrainedTagInfo",
     "PretrainedWeights",
     "Provenance",
+    "SearchHit",
     "TextEncoder",
     "Tokenizer",
     "TokenizerConfig",
@@ -60,12 +68,20 @@ __all__ = [
     "build_tower",
     "card_json_schema",
     "create_model",
+    "embed_images",
+    "embed_texts",
     "get_card",
     "get_preprocess",
     "get_tokenizer",
     "hookimpl",
     "list_cards",
     "load_checkpoint",
+    "read_embeddings",
+    "read_image",
     "register_plugin",
+    "search_by_image",
+    "search_by_text",
     "unregister_plugin",
+    "zero_shot_classifier",
+    "zero_shot_predict",
 ]

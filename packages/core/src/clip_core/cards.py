@@ -9,6 +9,7 @@ kind registered.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
@@ -184,6 +185,43 @@ class ModelCard(_Strict):
                 raise _field_error("ModelCard", (section, key), given, message)
             object.__setattr__(self, section, config.model_copy(update={key: expected}))  # frozen: set once, here
         return self
+
+    def with_activation(self, activation: Literal["gelu", "quick_gelu"], name: str | None = None) -> ModelCard:
+        """This card with ``activation`` in every tower whose config has an ``activation`` field.
+
+        Returns the card itself when those towers already use it. Otherwise the new card is named ``name`` or,
+        by default, after the change (``ViT-B-16`` with quick_gelu is ``ViT-B-16-quickgelu``, open_clip's name for
+        it; ``X-quickgelu`` with gelu is ``X``, anything else ``X-gelu``), has no aliases (they name this card)
+        and says in ``provenance.notes`` where it comes from. :class:`CardError` if neither tower has an
+        ``activation`` field, or a tower's field does not accept the value.
+        """
+        towers: dict[str, TowerConfig] = {}
+        for field in ("image", "text"):
+            config: TowerConfig = getattr(self, field)
+            if "activation" not in type(config).model_fields or getattr(config, "activation", None) == activation:
+                continue
+            try:
+                towers[field] = type(config).model_validate(config.model_dump() | {"activation": activation})
+            except ValidationError as exc:
+                raise CardError(
+                    f"card {self.name!r}: the {field} tower (kind {config.kind!r}) does not accept activation "
+                    f"{activation!r}: {format_validation_error(exc)}"
+                ) from None
+        if not towers:
+            if not any("activation" in type(getattr(self, field)).model_fields for field in ("image", "text")):
+                raise CardError(f"card {self.name!r}: neither tower has an `activation` to set to {activation!r}")
+            return self
+        if name is None:
+            suffix = "-quickgelu"
+            if activation == "quick_gelu":
+                name = self.name + suffix
+            else:
+                name = self.name.removesuffix(suffix) if self.name.endswith(suffix) else f"{self.name}-gelu"
+        if not re.fullmatch(_NAME, name) or len(name) > 128:
+            raise CardError(f"invalid card name {name!r}: letters, digits, '.', '_', '+' and '-', at most 128")
+        notes = f"Card {self.name!r} with {activation} activations in every tower that has an `activation`."
+        provenance = self.provenance.model_copy(update={"notes": notes})
+        return self.model_copy(update={**towers, "name": name, "aliases": (), "provenance": provenance})
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_card_from_json, (self.model_dump_json(),))

@@ -2,32 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["PretrainedWeights"]
+__all__ = ["OPEN_CLIP_FILENAME", "OPEN_CLIP_SAFETENSORS_FILENAME", "PretrainedWeights"]
+
+#: The file open_clip's hub repositories hold (open_clip's ``HF_WEIGHTS_NAME``), and its safetensors twin, which
+#: open_clip 3.3 fetches instead when the repository has it (``HF_SAFE_WEIGHTS_NAME``).
+OPEN_CLIP_FILENAME = "open_clip_pytorch_model.bin"
+OPEN_CLIP_SAFETENSORS_FILENAME = "open_clip_model.safetensors"
+
+Activation = Literal["gelu", "quick_gelu"]
 
 
 class PretrainedWeights(BaseModel):
     """One set of published weights, keyed by ``card`` and ``tag`` (``ViT-B-32`` / ``openai``).
 
     Exactly one of ``url`` (verified against ``sha256`` after download) or ``hf_hub_id`` (a Hugging Face hub
-    repository, with ``filename`` inside it) says where the weights come from.
+    repository, with ``filename`` inside it) says where the weights come from. ``activation`` is the activation
+    the weights were trained with: ``create_model(card, pretrained=tag)`` builds every tower that has an
+    ``activation`` field with it, whatever the card says, so that the weights give the numbers they were
+    trained to give (OpenAI's weights need QuickGELU, open_clip's plain cards use GELU).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     card: str = Field(description="Name of the card these weights fit.")
     tag: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = Field(description="Pretrained tag.")
-    url: str | None = Field(default=None, description="Direct download URL.")
+    url: str | None = Field(default=None, description="Direct download URL (http or https).")
     hf_hub_id: str | None = Field(default=None, description="Hugging Face hub repository, e.g. 'laion/CLIP-ViT-B-32'.")
-    filename: str | None = Field(default=None, description="File inside the hub repository.")
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
-        default=None, description="SHA-256 of the file, checked after download."
+    filename: str | None = Field(
+        default=None,
+        description="File inside the hub repository; default 'open_clip_pytorch_model.bin'. For that file, "
+        "'open_clip_model.safetensors' is fetched instead when the repository has it (as open_clip 3.3 does), "
+        "unless `sha256` pins the file.",
     )
-    format: str | None = Field(
-        default=None, description="Checkpoint layout, e.g. 'openai-torchscript', 'open_clip', 'hf'."
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="SHA-256 of the file, checked after download (a mismatch deletes the file)."
+    )
+    format: Literal["openai-torchscript", "open_clip", "hf", "clip-sdk"] | None = Field(
+        default=None,
+        description="What the file holds: 'openai-torchscript' (OpenAI's TorchScript archives), 'open_clip' "
+        "(an OpenAI / open_clip state dict), 'hf' (a transformers CLIPModel state dict), 'clip-sdk' (this SDK's "
+        "layout).",
+    )
+    activation: Activation | None = Field(
+        default=None,
+        description="The activation the weights were trained with; creating the model with this tag switches "
+        "every tower's `activation` to it. None: the card's own.",
     )
     license: str | None = Field(default=None, description="License of the weights.")
     dataset: str | None = Field(default=None, description="Data set the weights were trained on.")
@@ -36,4 +59,24 @@ class PretrainedWeights(BaseModel):
     def _one_source(self) -> PretrainedWeights:
         if (self.url is None) == (self.hf_hub_id is None):
             raise ValueError("give exactly one of `url` or `hf_hub_id`")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"`url` must be an http:// or https:// URL, not {self.url!r}")
+        if self.url is not None and self.filename is not None:
+            raise ValueError("`filename` names a file in a hub repository; give it with `hf_hub_id`, not `url`")
         return self
+
+    @property
+    def source(self) -> str:
+        """Where the weights come from: the URL, or ``hf-hub:<repository>/<file>`` (open_clip's notation)."""
+        if self.url is not None:
+            return self.url
+        return f"hf-hub:{self.hf_hub_id}/{self.filename or OPEN_CLIP_FILENAME}"
+
+    def hub_filenames(self) -> tuple[str, ...]:
+        """The files of a hub entry to fetch, in order of preference (the first one the repository has wins)."""
+        if self.hf_hub_id is None:
+            return ()
+        filename = self.filename or OPEN_CLIP_FILENAME
+        if filename == OPEN_CLIP_FILENAME and self.sha256 is None:
+            return (OPEN_CLIP_SAFETENSORS_FILENAME, filename)
+        return (filename,)

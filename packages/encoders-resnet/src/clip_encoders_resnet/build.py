@@ -7,11 +7,15 @@ archives hold). Hugging Face transformers has no ResNet CLIP.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
 from clip_core import CheckpointError
-from clip_encoders_resnet.model import ModifiedResNet, ModifiedResNetConfig
+from clip_encoders_resnet.config import ModifiedResNetConfig
+
+if TYPE_CHECKING:
+    from clip_encoders_resnet.model import ModifiedResNet
 
 __all__ = ["build_modified_resnet", "convert_openai", "openai_names"]
 
@@ -23,7 +27,9 @@ _BLOCK_CONVS = {1: "conv1_1x1", 2: "conv2_kxk", 3: "conv3_1x1"}
 
 
 def build_modified_resnet(config: ModifiedResNetConfig, embed_dim: int) -> ModifiedResNet:
-    """Build the image tower a `modified-resnet` config describes."""
+    """Build the image tower a `modified-resnet` config describes (timm is imported here, not at plugin discovery)."""
+    from clip_encoders_resnet.model import ModifiedResNet
+
     return ModifiedResNet(config, embed_dim)
 
 

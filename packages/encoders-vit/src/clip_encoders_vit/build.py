@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
 from clip_core import CheckpointError
-from clip_encoders_vit.model import VitConfig, VitTower
-from clip_encoders_vit.timm_model import TimmTower, TimmTowerConfig
+from clip_encoders_vit.config import TimmTowerConfig, VitConfig
+
+if TYPE_CHECKING:
+    from clip_encoders_vit.model import VitTower
+    from clip_encoders_vit.timm_model import TimmTower
 
 __all__ = ["build_timm", "build_vit", "convert_timm_openai", "convert_vit_hf", "convert_vit_openai"]
 
@@ -17,12 +21,16 @@ State = Mapping[str, torch.Tensor]
 
 
 def build_vit(config: VitConfig, embed_dim: int) -> VitTower:
-    """Build the image tower a `vit` config describes."""
+    """Build the image tower a `vit` config describes (timm is imported here, not at plugin discovery)."""
+    from clip_encoders_vit.model import VitTower
+
     return VitTower(config, embed_dim)
 
 
 def build_timm(config: TimmTowerConfig, embed_dim: int) -> TimmTower:
     """Build the image tower a `timm` config describes."""
+    from clip_encoders_vit.timm_model import TimmTower
+
     return TimmTower(config, embed_dim)
 
 

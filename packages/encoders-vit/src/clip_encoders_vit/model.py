@@ -9,54 +9,18 @@ shared embedding width and reads the class token.
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any, Literal, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from timm.layers.attention import Attention
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from clip_core import TowerConfig
+from clip_encoders_vit.config import VitConfig
 
-__all__ = ["VitConfig", "VitTower"]
-
-Positive = Annotated[int, Field(gt=0)]
-_HEAD_WIDTH = 64
-
-
-class VitConfig(TowerConfig):
-    """A CLIP vision transformer, with open_clip's field names (``vision_cfg``)."""
-
-    kind: Literal["vit"] = "vit"
-    image_size: Positive = Field(default=224, description="Input image side in pixels; a multiple of `patch_size`.")
-    patch_size: Positive = Field(description="Side of the square patches the image is cut into.")
-    width: Positive = Field(description="Transformer width.")
-    layers: Positive = Field(description="Number of residual attention blocks.")
-    heads: Positive = Field(description="Attention heads; must divide `width`. Defaults to width // 64, as open_clip.")
-    mlp_ratio: Annotated[float, Field(gt=0)] = Field(
-        default=4.0, description="MLP hidden width / `width` (hidden width is int(width * mlp_ratio), as open_clip)."
-    )
-    activation: Literal["gelu", "quick_gelu"] = Field(
-        default="gelu", description="MLP activation; OpenAI's weights were trained with 'quick_gelu'."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_heads(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "heads" not in data and isinstance(data.get("width"), int):
-            return {**data, "heads": max(data["width"] // _HEAD_WIDTH, 1)}
-        return data
-
-    @model_validator(mode="after")
-    def _shapes_fit(self) -> VitConfig:
-        if self.width % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
-        if self.image_size % self.patch_size:
-            raise ValueError(f"patch_size ({self.patch_size}) must divide image_size ({self.image_size})")
-        return self
+__all__ = ["VitTower"]
 
 
 class VitTower(nn.Module):

@@ -1,14 +1,14 @@
-"""Hook implementations: the `vit` and `timm` tower kinds and the ViT cards."""
+"""Hook implementations: the `vit` and `timm` tower kinds, the ViT cards and their pretrained weights."""
 
 from __future__ import annotations
 
+import json
 from importlib.resources import files
 from typing import Any
 
 import clip_core
 from clip_encoders_vit.build import build_timm, build_vit, convert_timm_openai, convert_vit_hf, convert_vit_openai
-from clip_encoders_vit.model import VitConfig
-from clip_encoders_vit.timm_model import TimmTowerConfig
+from clip_encoders_vit.config import TimmTowerConfig, VitConfig
 
 CLIP_PLUGIN_API = "1.0"
 
@@ -36,3 +36,11 @@ def clip_register_cards(register: Any) -> None:
     for card in sorted(files("clip_encoders_vit").joinpath("cards").iterdir(), key=lambda path: path.name):
         if card.name.endswith(".json"):
             register(card)
+
+
+@clip_core.hookimpl
+def clip_register_pretrained(register: Any) -> None:
+    table = json.loads(files("clip_encoders_vit").joinpath("pretrained.json").read_text(encoding="utf-8"))
+    for card, tags in table["weights"].items():  # package data: {card: {tag: fields of PretrainedWeights}}
+        for tag, fields in tags.items():
+            register(card=card, tag=tag, **fields)

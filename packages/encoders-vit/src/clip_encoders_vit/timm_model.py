@@ -6,51 +6,17 @@ load with a key rename only.
 
 from __future__ import annotations
 
-import difflib
 from collections import OrderedDict
-from typing import Annotated, Any, Literal, cast
+from typing import Any, cast
 
 import timm
 import torch
-from pydantic import Field, model_validator
 from timm.layers.mlp import Mlp
 from torch import nn
 
-from clip_core import TowerConfig
+from clip_encoders_vit.config import TimmTowerConfig
 
-__all__ = ["TimmTower", "TimmTowerConfig"]
-
-
-class TimmTowerConfig(TowerConfig):
-    """A timm backbone by name (open_clip's ``timm_*`` vision fields)."""
-
-    kind: Literal["timm"] = "timm"
-    model_name: str = Field(description="timm model name, e.g. 'convnext_base' (see `timm.list_models()`).")
-    image_size: Annotated[int, Field(gt=0)] = Field(default=224, description="Input image side in pixels.")
-    pool: Literal["avg", "max", "avgmax", "token", ""] = Field(
-        default="avg", description="timm global pooling of the backbone's features ('' keeps the model's default)."
-    )
-    proj: Literal["linear", "mlp", "classifier", "none"] = Field(
-        default="linear",
-        description="Projection to `embed_dim`: a linear layer, a 2-layer MLP, timm's own classifier head with "
-        "`embed_dim` outputs (open_clip's empty `timm_proj`), or 'none' (backbone features already `embed_dim` wide).",
-    )
-    proj_bias: bool = Field(default=False, description="Whether the projection has a bias.")
-    drop: Annotated[float, Field(ge=0, lt=1)] = Field(default=0.0, description="Dropout before the projection.")
-    drop_path: Annotated[float, Field(ge=0, lt=1)] | None = Field(
-        default=None, description="Stochastic depth rate of the backbone (timm's default when unset)."
-    )
-    model_args: dict[str, int | float | bool | str] = Field(
-        default_factory=dict, description="Further keyword arguments for `timm.create_model`, e.g. {'img_size': 256}."
-    )
-
-    @model_validator(mode="after")
-    def _known_model(self) -> TimmTowerConfig:
-        if not timm.is_model(self.model_name):
-            close = difflib.get_close_matches(self.model_name, timm.list_models(), n=5)
-            hint = f"; similar names: {', '.join(close)}" if close else ""
-            raise ValueError(f"timm has no model called {self.model_name!r}{hint}")
-        return self
+__all__ = ["TimmTower"]
 
 
 class TimmTower(nn.Module):

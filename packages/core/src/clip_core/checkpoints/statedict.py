@@ -1,8 +1,8 @@
-"""Reading state-dict files without running code: safetensors, or ``torch.load(weights_only=True)``."""
+"""Reading state-dict files without running code: safetensors, TorchScript archives (their state dict only), or
+``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from clip_core.checkpoints.native import read_safetensors
+from clip_core.checkpoints.torchscript import is_torchscript, read_torchscript
 from clip_core.errors import CheckpointError
 
 __all__ = ["STATE_DICT_SUFFIXES", "read_state_dict", "unwrap_state_dict"]
@@ -22,16 +23,16 @@ _WRAPPERS = ("state_dict", "model", "module")
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors in a state-dict file, unwrapped (see :func:`unwrap_state_dict`).
 
-    Safetensors files are read as such; anything else through ``torch.load(weights_only=True)``, which refuses
-    to unpickle arbitrary objects, so a malicious payload never runs. :class:`CheckpointError` names the file
-    when it is truncated, corrupt or holds something other than tensors.
+    Safetensors files are read as such, TorchScript archives (OpenAI's published ``.pt`` files) through
+    :func:`~clip_core.checkpoints.torchscript.read_torchscript`, anything else through
+    ``torch.load(weights_only=True)``, which refuses to unpickle arbitrary objects, so a malicious payload never
+    runs. :class:`CheckpointError` names the file when it is truncated, corrupt or holds something other than
+    tensors.
     """
     if path.suffix == ".safetensors":
         return read_safetensors(path)
-    if _is_torchscript(path):
-        raise CheckpointError(
-            f"{path}: a TorchScript archive; this clip-core reads state dicts only (save the model's state_dict())"
-        )
+    if is_torchscript(path):
+        return read_torchscript(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -63,10 +64,3 @@ def unwrap_state_dict(loaded: Any, source: str) -> dict[str, torch.Tensor]:
 
 def _all_tensors(mapping: Mapping[Any, Any]) -> bool:
     return all(isinstance(value, torch.Tensor) for value in mapping.values())
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())

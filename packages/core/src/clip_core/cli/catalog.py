@@ -1,26 +1,17 @@
-"""The ``clip`` command line. User errors print one line and exit with status 2."""
+"""``clip plugins`` and ``clip cards``: what the installed plugins register."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from clip_core import registry
 from clip_core.cards import ModelCard, card_json_schema
 from clip_core.catalog import get_card, list_cards
-from clip_core.errors import ClipError
-
-__all__ = ["main"]
-
-
-def _print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+from clip_core.cli.tables import print_table
 
 
 def _cmd_plugins(args: argparse.Namespace) -> None:
@@ -60,7 +51,7 @@ def _cmd_cards_list(args: argparse.Namespace) -> None:
         keys = ["name", "embed_dim", "image", "text", "aliases", "plugin"]
         print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
     elif rows:
-        _print_table(rows, ["card", "embed_dim", "image", "text", "aliases", "plugin"])
+        print_table(rows, ["card", "embed_dim", "image", "text", "aliases", "plugin"])
     else:
         print("no cards registered (install clip-encoders-vit or clip-encoders-resnet, or pass a card file)")
 
@@ -79,13 +70,8 @@ def _cmd_cards_validate(args: argparse.Namespace) -> None:
         print(f"{path}: ok (card {card.name!r}, embed_dim {card.embed_dim}, {card.image.kind} + {card.text.kind})")
 
 
-def _parser() -> argparse.ArgumentParser:
-    from clip_core import __version__
-
-    parser = argparse.ArgumentParser(prog="clip", description="clip-sdk: CLIP-family models, cards and plugins.")
-    parser.add_argument("--version", action="version", version=f"clip-core {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_parsers(commands: Any) -> None:
+    """``clip plugins`` and ``clip cards list|show|schema|validate``."""
     plugins = commands.add_parser("plugins", help="installed plugins, their versions and what each registers")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(run=_cmd_plugins)
@@ -103,18 +89,3 @@ def _parser() -> argparse.ArgumentParser:
     validate = card_commands.add_parser("validate", help="check card files (JSON, YAML or TOML)")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(run=_cmd_cards_validate)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``clip`` command line; returns the exit status (2 for user errors)."""
-    args = _parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], None] = args.run
-    try:
-        run(args)
-    except ClipError as exc:
-        print(f"clip: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. `clip cards schema | head`
-        sys.stderr.close()
-    return 0

@@ -1,0 +1,40 @@
+"""The ``clip`` command line. User errors print one line and exit with status 2.
+
+Each module holds a group of commands and adds them with ``add_parsers(commands)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from clip_core.cli import catalog, inference, training, weights
+from clip_core.errors import ClipError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from clip_core import __version__
+
+    parser = argparse.ArgumentParser(prog="clip", description="clip-sdk: CLIP-family models, cards and plugins.")
+    parser.add_argument("--version", action="version", version=f"clip-core {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (catalog, weights, inference, training):
+        group.add_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``clip`` command line; returns the exit status (2 for user errors)."""
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except ClipError as exc:
+        print(f"clip: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `clip cards schema | head`
+        sys.stderr.close()
+    return 0

@@ -1,0 +1,74 @@
+"""``clip pretrained`` and ``clip convert``: published weights and checkpoint conversion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from clip_core import registry
+from clip_core.catalog import list_cards
+from clip_core.cli.tables import print_table
+
+
+def _cmd_pretrained_list(args: argparse.Namespace) -> None:
+    from clip_core.cache import cached_file
+
+    cards = [registry.card_entry(args.card).name] if args.card else list_cards()
+    entries = [registry.pretrained_weights(card, tag) for card in cards for tag in registry.pretrained_tags(card)]
+    cached = [cached_file(weights) for weights in entries]
+    if args.json:
+        rows = [
+            weights.model_dump() | {"source": weights.source, "cached": path is not None, "path": path and str(path)}
+            for weights, path in zip(entries, cached, strict=True)
+        ]
+        print(json.dumps(rows, indent=2))
+    elif entries:
+        table = [
+            [w.card, w.tag, w.source, w.dataset or "", w.activation or "", "yes" if path else "no"]
+            for w, path in zip(entries, cached, strict=True)
+        ]
+        print_table(table, ["card", "tag", "source", "dataset", "activation", "cached"])
+    else:
+        where = f"card {cards[0]!r}" if args.card else "any card"
+        print(f"no pretrained weights are registered for {where}")
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from clip_core.checkpoints import convert_checkpoint
+
+    loaded = convert_checkpoint(args.src, args.dst, card=args.card)
+    for line in loaded.describe():
+        print(line)
+    print(f"wrote {args.dst} (card.json + model.safetensors)")
+
+
+def _add_convert_parser(commands: Any) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="convert a checkpoint (OpenAI, open_clip, transformers, TorchScript) to this SDK's format",
+        description="Read SRC (this SDK's folder, an OpenAI TorchScript archive, an OpenAI / open_clip state dict "
+        "(.pt, .pth, .bin, .ckpt, .safetensors), or a transformers CLIPModel folder) without running code in it, and "
+        "write DST: card.json + model.safetensors, atomically. Without --card the card is read from the checkpoint "
+        "(card.json, transformers' config.json) or inferred from the weights' shapes, and a registered card with the "
+        "same architecture is used when there is one. Weights cannot tell GELU from QuickGELU: TorchScript archives "
+        "are taken to be OpenAI's (quick_gelu), other state dicts open_clip's default (gelu); the card and the "
+        "activation assumed are printed, and --card overrides them.",
+    )
+    convert.add_argument("src", metavar="SRC", help="the checkpoint to read (file or folder)")
+    convert.add_argument("dst", metavar="DST", help="the folder to write (new, empty, or an earlier checkpoint)")
+    convert.add_argument("--card", metavar="NAME|FILE", help="the card of SRC (default: read or inferred)")
+    convert.set_defaults(run=_cmd_convert)
+
+
+def add_parsers(commands: Any) -> None:
+    """``clip pretrained list`` and ``clip convert``."""
+    pretrained = commands.add_parser("pretrained", help="registered pretrained weights, by card and tag")
+    pretrained_commands = pretrained.add_subparsers(dest="pretrained_command", required=True, metavar="SUBCOMMAND")
+    weights = pretrained_commands.add_parser(
+        "list", help="card, tag, source, data set, activation and whether the file is in the cache"
+    )
+    weights.add_argument("card", nargs="?", help="only this card (name or alias)")
+    weights.add_argument("--json", action="store_true", help="print JSON (every field of each entry)")
+    weights.set_defaults(run=_cmd_pretrained_list)
+    _add_convert_parser(commands)
