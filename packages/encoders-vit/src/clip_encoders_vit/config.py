@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from clip_core import TowerConfig
 
@@ -50,6 +50,9 @@ class VitConfig(TowerConfig):
 
 class TimmTowerConfig(TowerConfig):
     """A timm backbone by name (open_clip's ``timm_*`` vision fields)."""
+
+    # `model_name` is open_clip's field name; pydantic < 2.10 reserves the `model_` prefix unless told otherwise.
+    model_config = ConfigDict(protected_namespaces=())
 
     kind: Literal["timm"] = "timm"
     model_name: str = Field(description="timm model name, e.g. 'convnext_base' (see `timm.list_models()`).")
