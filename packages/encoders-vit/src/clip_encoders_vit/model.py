@@ -9,11 +9,10 @@ shared embedding width and reads the class token.
 from __future__ import annotations
 
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
-from timm.layers.attention import Attention
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -71,7 +70,7 @@ class VitTower(nn.Module):
 
 def _class_token_output(block: Block, x: torch.Tensor, heads: int) -> torch.Tensor:
     """``block(x)[:, 0]`` without computing the other tokens' queries, projections and MLP."""
-    attn = cast(Attention, block.attn)
+    attn: Any = block.attn  # timm's Attention (its module path moved between timm releases)
     qkv = attn.qkv
     batch, length, width = x.shape
     y = block.norm1(x)
