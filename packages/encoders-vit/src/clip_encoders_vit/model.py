@@ -80,5 +80,6 @@ def _class_token_output(block: Block, x: torch.Tensor, heads: int) -> torch.Tens
     q = q.view(batch, 1, heads, width // heads).transpose(1, 2)
     k, v = kv.view(batch, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4)
     out = F.scaled_dot_product_attention(q, k, v).reshape(batch, width)
-    token = x[:, 0] + block.ls1(attn.proj(attn.norm(out)))
+    norm = getattr(attn, "norm", None)  # timm >= 1.0.16 may normalise the heads' output (Identity for CLIP)
+    token = x[:, 0] + block.ls1(attn.proj(out if norm is None else norm(out)))
     return token + block.ls2(block.mlp(block.norm2(token)))  # type: ignore[no-any-return]

@@ -564,8 +564,9 @@ def _adamw(model: nn.Module, config: TrainConfig, device: torch.device) -> torch
     if not groups:
         raise InputError("nothing to train: every parameter is frozen")
     options: dict[str, Any] = {"lr": config.lr, "betas": config.betas, "eps": config.eps}
+    cpu_fused = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
     try:  # the fused kernel, where this torch has one for the device (CPU since torch 2.4)
-        return torch.optim.AdamW(groups, fused=device.type in ("cpu", "cuda"), **options)
+        return torch.optim.AdamW(groups, fused=device.type == "cuda" or (device.type == "cpu" and cpu_fused), **options)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(groups, **options)
 
