@@ -464,9 +464,13 @@ def test_a_tag_trained_with_quick_gelu_builds_every_tower_with_quick_gelu(
 
     clip_core.create_model("ViT-B/32", pretrained="test-quickgelu")
     assert loaded == [clip_core.get_card("ViT-B-32-quickgelu")]
-    with torch.device("meta"):
-        assert activations(ClipModel(loaded[0])) == {"QuickGELU"}
-        assert activations(ClipModel(clip_core.get_card("ViT-B-32"))) == {"GELU"}
+    try:
+        with torch.device("meta"):
+            quick, plain = ClipModel(loaded[0]), ClipModel(clip_core.get_card("ViT-B-32"))
+    except NotImplementedError:  # timm before ~1.0.20 calls .tolist() while building: no meta device there
+        pytest.skip("this timm cannot build a ViT on the meta device (the lowest-versions run)")
+    assert activations(quick) == {"QuickGELU"}
+    assert activations(plain) == {"GELU"}
 
 
 def test_without_a_registered_twin_the_card_is_derived_and_named_for_the_activation() -> None:

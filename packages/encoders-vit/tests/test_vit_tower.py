@@ -113,8 +113,11 @@ def test_unknown_timm_model_is_a_card_error_with_suggestions() -> None:
 @pytest.mark.parametrize("name", ["ViT-B-32", "ViT-L-14-336", "ViT-g-14"])
 def test_vit_cards_build_the_published_shapes(name: str) -> None:
     card = clip_core.get_card(name)
-    with torch.device("meta"):
-        model = clip_core.ClipModel(card)
+    try:
+        with torch.device("meta"):
+            model = clip_core.ClipModel(card)
+    except NotImplementedError:  # timm before ~1.0.20 calls .tolist() while building: no meta device there
+        pytest.skip("this timm cannot build a ViT on the meta device (the lowest-versions run)")
     image = card.image
     assert isinstance(image, VitConfig)
     assert model.visual.trunk.pos_embed.shape == (1, (image.image_size // image.patch_size) ** 2 + 1, image.width)
