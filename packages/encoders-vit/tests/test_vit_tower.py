@@ -67,6 +67,34 @@ def test_class_token_last_block_changes_no_output(config: VitConfig, batch: int,
     torch.testing.assert_close(norms, torch.ones(batch), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("activation", ["gelu", "quick_gelu"])
+def test_in_place_inference_equals_the_autograd_forward(activation: str) -> None:
+    """Without an autograd graph the blocks run in place; the features equal the graph-recording forward's, and
+    neither the pixels nor the weights change."""
+    torch.manual_seed(0)
+    config = VitConfig(image_size=32, patch_size=8, width=32, layers=3, heads=4, activation=activation)
+    tower = VitTower(config, 16).eval()
+    pixels = torch.randn(3, 3, 32, 32)
+    before = ({k: v.clone() for k, v in tower.state_dict().items()}, pixels.clone())
+    recorded = tower(pixels)
+    assert recorded.requires_grad
+    with torch.inference_mode():
+        in_place = tower(pixels)
+    tower.requires_grad_(False)  # a frozen tower records no graph either, even with gradients enabled
+    frozen = tower(pixels)
+    torch.testing.assert_close(in_place, recorded.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(frozen, in_place, atol=0, rtol=0)
+    assert all(torch.equal(v, tower.state_dict()[k]) for k, v in before[0].items())
+    assert torch.equal(pixels, before[1])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 24, 24), (2, 1, 32, 32), (3, 32, 32)])
+def test_pixels_of_the_wrong_shape_are_an_input_error(shape: tuple[int, ...]) -> None:
+    tower = VitTower(VitConfig(image_size=32, patch_size=8, width=16, layers=1, heads=2), 8)
+    with torch.no_grad(), pytest.raises(clip_core.InputError, match=r"pixels must be \[batch, 3, 32, 32\]"):
+        tower(torch.randn(shape))
+
+
 def test_gradients_reach_every_parameter() -> None:
     tower = VitTower(VitConfig(image_size=16, patch_size=8, width=16, layers=2, heads=2), 8)
     tower(torch.randn(2, 3, 16, 16)).sum().backward()

@@ -9,14 +9,14 @@ shared embedding width and reads the class token.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, cast
+from typing import cast
 
 import torch
-import torch.nn.functional as F
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from clip_encoders_vit.blocks import Workspace, block_in_place, class_token_output, patch_tokens
 from clip_encoders_vit.config import VitConfig
 
 __all__ = ["VitTower"]
@@ -27,7 +27,9 @@ class VitTower(nn.Module):
 
     ``trunk`` is timm's ``VisionTransformer`` configured as CLIP's (LayerNorm eps 1e-5, no classifier); the
     features are the final LayerNorm of the class token, projected by ``proj`` (no bias). The last block computes
-    only the class token's output, the only one read: the same numbers, without the other tokens' MLP.
+    only the class token's output, the only one read: the same numbers, without the other tokens' MLP. When no
+    autograd graph is needed (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower), the other blocks run
+    in place in one workspace, allocating a fraction of the memory timm's modules would.
     """
 
     def __init__(self, config: VitConfig, embed_dim: int) -> None:
@@ -60,26 +62,16 @@ class VitTower(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         trunk = self.trunk
-        x = trunk.norm_pre(trunk._pos_embed(trunk.patch_embed(pixels)))
-        checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
-        for block in trunk.blocks[:-1]:
-            x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
-        token = _class_token_output(cast(Block, trunk.blocks[-1]), x, self.config.heads)
+        x = trunk.norm_pre(trunk._pos_embed(patch_tokens(trunk.patch_embed, pixels)))
+        blocks = cast(list[Block], list(trunk.blocks))
+        if torch.is_grad_enabled() and (pixels.requires_grad or any(p.requires_grad for p in self.parameters())):
+            checkpointed = self.grad_checkpointing and self.training
+            for block in blocks[:-1]:
+                x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
+        elif len(blocks) > 1:  # no autograd graph to record: the same blocks, in place (see `block_in_place`)
+            hidden = cast(nn.Linear, blocks[0].mlp.fc1).out_features
+            workspace = Workspace(x, hidden, self.config.activation == "quick_gelu")
+            for block in blocks[:-1]:
+                block_in_place(block, x, self.config.heads, workspace)
+        token = class_token_output(blocks[-1], x, self.config.heads)
         return self.proj(trunk.norm(token))  # type: ignore[no-any-return]
-
-
-def _class_token_output(block: Block, x: torch.Tensor, heads: int) -> torch.Tensor:
-    """``block(x)[:, 0]`` without computing the other tokens' queries, projections and MLP."""
-    attn: Any = block.attn  # timm's Attention (its module path moved between timm releases)
-    qkv = attn.qkv
-    batch, length, width = x.shape
-    y = block.norm1(x)
-    weight, bias = qkv.weight, qkv.bias
-    q = F.linear(y[:, :1], weight[:width], None if bias is None else bias[:width])
-    kv = F.linear(y, weight[width:], None if bias is None else bias[width:])
-    q = q.view(batch, 1, heads, width // heads).transpose(1, 2)
-    k, v = kv.view(batch, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4)
-    out = F.scaled_dot_product_attention(q, k, v).reshape(batch, width)
-    norm = getattr(attn, "norm", None)  # timm >= 1.0.16 may normalise the heads' output (Identity for CLIP)
-    token = x[:, 0] + block.ls1(attn.proj(out if norm is None else norm(out)))
-    return token + block.ls2(block.mlp(block.norm2(token)))  # type: ignore[no-any-return]
