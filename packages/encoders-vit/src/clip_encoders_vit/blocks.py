@@ -4,7 +4,7 @@ Each computes what timm's module computes, from the module's own weights:
 
 - :func:`patch_tokens` is ``patch_embed`` as one matrix product over the cut-out patches (the convolution's stride
   equals its kernel, so it is one);
-- :func:`class_token_output` is ``block(x)[:, 0]`` without the other tokens' queries, projections and MLP;
+- :func:`class_token_output` is ``block(x)[:, 0]`` without the other tokens' projections and MLP;
 - :func:`block_in_place` is ``x = block(x)`` for inference, written into ``x`` with the residual sums accumulated
   by the matrix products themselves (``addmm_``) and every other intermediate in one reused workspace. timm's
   ``Block`` allocates about four times the activations per block; on CPU, the freshly allocated memory's page
@@ -45,17 +45,27 @@ def patch_tokens(patch_embed: Any, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def class_token_output(block: Block, x: torch.Tensor, heads: int) -> torch.Tensor:
-    """``block(x)[:, 0]`` without computing the other tokens' queries, projections and MLP."""
+    """``block(x)[:, 0]``, computing only what the class token's output depends on.
+
+    The class token's query meets every token's key and value, but those projections need not be computed per
+    token: ``q·(W_k y + b_k) = (W_kᵀ q)·y + q·b_k``, whose last term is the same for every key and cancels in the
+    softmax, and the attention weights sum to one, so ``Σ a (W_v y + b_v) = W_v (Σ a y) + b_v``. Attention thus
+    runs on the normalised tokens ``y`` themselves, at a few percent of the cost of projecting them.
+    """
     attn: Any = block.attn  # timm's Attention (its module path moved between timm releases)
-    qkv = attn.qkv
-    batch, length, width = x.shape
+    batch, width = x.shape[0], x.shape[2]
+    head = width // heads
     y = block.norm1(x)
-    weight, bias = qkv.weight, qkv.bias
-    q = F.linear(y[:, :1], weight[:width], None if bias is None else bias[:width])
-    kv = F.linear(y, weight[width:], None if bias is None else bias[width:])
-    q = q.view(batch, 1, heads, width // heads).transpose(1, 2)
-    k, v = kv.view(batch, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4)
-    out = F.scaled_dot_product_attention(q, k, v).reshape(batch, width)
+    weight, bias = attn.qkv.weight, attn.qkv.bias
+    w_k, w_v = weight[width:].view(2, heads, head, width).unbind(0)
+    q = F.linear(y[:, 0], weight[:width], None if bias is None else bias[:width]).view(batch, heads, head)
+    keys = torch.einsum("bhd,hdw->bhw", q, w_k)  # [B, H, width]: each head's query seen in token space
+    scores = torch.bmm(keys, y.transpose(1, 2)).mul_(head**-0.5)  # [B, H, L]
+    pooled = torch.bmm(scores.softmax(dim=-1), y)  # [B, H, width]
+    out = torch.einsum("bhw,hdw->bhd", pooled, w_v)
+    if bias is not None:
+        out = out + bias[2 * width :].view(heads, head)
+    out = out.reshape(batch, width)
     norm = getattr(attn, "norm", None)  # timm >= 1.0.16 may normalise the heads' output (Identity for CLIP)
     token = x[:, 0] + block.ls1(attn.proj(out if norm is None else norm(out)))
     return token + block.ls2(block.mlp(block.norm2(token)))  # type: ignore[no-any-return]
