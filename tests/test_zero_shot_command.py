@@ -61,6 +61,32 @@ def test_predict_gives_a_softmax_over_scaled_cosine_similarities(model: clip_cor
         zero_shot_predict(model, pixels, classifier[:, :8])
 
 
+def test_models_with_a_logit_bias_get_a_sigmoid_per_label(model: clip_core.ClipModel) -> None:
+    """SigLIP-style cards (a logit bias) judge each label on its own: sigmoid(scale * cosine + bias) by default;
+    `activation` forces either, and the ranking is the same."""
+    card = {**model.card.model_dump(), "name": "tiny-bias", "init_logit_bias": -4.0}
+    biased = clip_core.create_model(card).eval()
+    biased.load_state_dict(model.state_dict(), strict=False)  # the same towers and scale, plus a bias
+    classifier = zero_shot_classifier(biased, clip_core.get_tokenizer(biased.card), LABELS, ["a photo of a {}."])
+    pixels = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = biased.logit_scale.exp() * biased.encode_image(pixels, normalize=True) @ classifier.T - 4.0
+    sigmoid = zero_shot_predict(biased, pixels, classifier)
+    torch.testing.assert_close(sigmoid, logits.sigmoid(), rtol=0, atol=1e-6)
+    assert not torch.allclose(sigmoid.sum(dim=-1), torch.ones(4), atol=1e-2)
+    softmax = zero_shot_predict(biased, pixels, classifier, activation="softmax")
+    torch.testing.assert_close(softmax, logits.softmax(dim=-1), rtol=0, atol=1e-6)
+    assert torch.equal(softmax.argsort(dim=-1), sigmoid.argsort(dim=-1))
+    torch.testing.assert_close(  # and a model without a bias can be asked for sigmoids too
+        zero_shot_predict(model, pixels, classifier, activation="sigmoid"),
+        (model.logit_scale.exp() * model.encode_image(pixels, normalize=True).detach() @ classifier.T).sigmoid(),
+        rtol=0,
+        atol=1e-6,
+    )
+    with pytest.raises(InputError, match="activation must be 'auto', 'softmax' or 'sigmoid', got 'relu'"):
+        zero_shot_predict(model, pixels, classifier, activation="relu")  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def crafted(tmp_path_factory: pytest.TempPathFactory, model: clip_core.ClipModel) -> tuple[Path, Path]:
     """A saved model whose image tower maps each test image exactly onto the class row of its answer.
@@ -113,6 +139,23 @@ def test_json_gives_the_known_top_label_and_probabilities_summing_to_1(
         assert sorted(p["label"] for p in predictions) == sorted(LABELS)
         assert sum(p["probability"] for p in predictions) == pytest.approx(1, abs=1e-6)
         assert predictions == sorted(predictions, key=lambda p: -p["probability"])
+
+
+def test_activation_sigmoid_scores_each_label_alone(
+    crafted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, folder = crafted
+    images = [str(folder / name) for name in ANSWERS]
+    argv = [*images, "--model", str(model_dir), "--labels", *LABELS, "--json"]
+    _, out, _ = zero_shot(capsys, *argv, "--activation", "sigmoid")
+    model = clip_core.load_checkpoint(model_dir)
+    classifier = zero_shot_classifier(model, clip_core.get_tokenizer(model.card), LABELS, SIMPLE_TEMPLATES)
+    for result, answer in zip(json.loads(out)["results"], ANSWERS.values(), strict=True):
+        pixels = read_pixels(result["image"], clip_core.get_preprocess(model.card)).unsqueeze(0)
+        expected = zero_shot_predict(model, pixels, classifier, activation="sigmoid")[0]
+        got = {p["label"]: p["probability"] for p in result["predictions"]}
+        assert got == pytest.approx({label: float(p) for label, p in zip(LABELS, expected, strict=True)}, abs=1e-6)
+        assert result["predictions"][0]["label"] == answer and sum(got.values()) > 1.5
 
 
 def test_table_is_aligned_with_top_k_rows_per_image(

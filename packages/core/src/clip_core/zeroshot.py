@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -54,13 +55,23 @@ def zero_shot_classifier(
     return F.normalize(per_class.mean(dim=1), dim=-1)
 
 
-def zero_shot_predict(model: ClipModel, pixels: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
-    """Class probabilities of preprocessed images ``[B, 3, H, W]``: ``[B, num_classes]``, each row summing to 1.
+def zero_shot_predict(
+    model: ClipModel,
+    pixels: torch.Tensor,
+    classifier: torch.Tensor,
+    activation: Literal["auto", "softmax", "sigmoid"] = "auto",
+) -> torch.Tensor:
+    """Class probabilities of preprocessed images ``[B, 3, H, W]``: ``[B, num_classes]`` in float32.
 
-    ``softmax(logit_scale * image_embeds @ classifier.T)`` with the image embeddings normalised in float32 and
-    ``classifier`` from :func:`zero_shot_classifier` (a bias of SigLIP-style cards would not change a softmax).
-    Runs without gradients, in the model's current mode, on its device; returns float32 on that device.
+    The logits are ``logit_scale * image_embeds @ classifier.T (+ logit_bias)``, with the image embeddings normalised
+    in float32 and ``classifier`` from :func:`zero_shot_classifier`. ``activation`` turns them into probabilities:
+    ``"softmax"`` over the classes (each row sums to 1; CLIP's training objective), ``"sigmoid"`` per class (each
+    label judged on its own; SigLIP's objective, whose learnt bias places the threshold), or ``"auto"``: sigmoid for
+    models with a logit bias (SigLIP-style cards), softmax otherwise. Rankings are the same either way. Runs without
+    gradients, in the model's current mode, on its device; returns a tensor on that device.
     """
+    if activation not in ("auto", "softmax", "sigmoid"):
+        raise InputError(f"activation must be 'auto', 'softmax' or 'sigmoid', got {activation!r}")
     if classifier.ndim != 2 or classifier.shape[1] != model.embed_dim:
         raise InputError(
             f"classifier must be [num_classes, {model.embed_dim}] for card {model.card.name!r}, "
@@ -70,6 +81,10 @@ def zero_shot_predict(model: ClipModel, pixels: torch.Tensor, classifier: torch.
     with torch.no_grad():
         image_embeds = F.normalize(model.encode_image(pixels.to(device)).float(), dim=-1)
         logits = model.logit_scale.exp().float() * image_embeds @ classifier.to(device, torch.float32).T
+        if model.logit_bias is not None:
+            logits = logits + model.logit_bias.float()
+    if activation == "sigmoid" or (activation == "auto" and model.logit_bias is not None):
+        return logits.sigmoid()
     return logits.softmax(dim=-1)
 
 

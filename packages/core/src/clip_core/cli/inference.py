@@ -96,7 +96,8 @@ def _cmd_zero_shot(args: argparse.Namespace) -> None:
         skipped += [{"source": path, "error": error} for path, error in failures]
         if pixels is None:
             continue
-        probabilities, picks = zero_shot_predict(model, pixels, classifier).topk(min(args.top_k, len(labels)), dim=-1)
+        probabilities = zero_shot_predict(model, pixels, classifier, activation=args.activation)
+        probabilities, picks = probabilities.topk(min(args.top_k, len(labels)), dim=-1)
         for path, values, indices in zip(good, probabilities.tolist(), picks.tolist(), strict=True):
             predictions = [{"label": labels[i], "probability": p} for p, i in zip(values, indices, strict=True)]
             results.append({"image": path, "predictions": predictions})
@@ -194,8 +195,9 @@ def add_parsers(commands: Any) -> None:
         "zero-shot",
         help="classify images among labels, with OpenAI's prompt ensembles",
         description="Classify images among --labels by zero-shot prompt ensembling: each label is put into every "
-        "template, the prompts' text embeddings are averaged per label, and each image's probabilities are the "
-        "softmax of its scaled cosine similarities to them. Templates: OpenAI's 7 'simple' or 80 'imagenet' ones "
+        "template, the prompts' text embeddings are averaged per label, and each image's probabilities come from "
+        "its scaled cosine similarities to them: a softmax over the labels, or for models with a logit bias "
+        "(SigLIP-style) a sigmoid per label (see --activation). Templates: OpenAI's 7 'simple' or 80 'imagenet' ones "
         "(from OpenAI's Prompt_Engineering_for_ImageNet notebook), or your own with --template.",
     )
     zero_shot.add_argument(
@@ -210,6 +212,12 @@ def add_parsers(commands: Any) -> None:
     )
     templates.add_argument(
         "--template", action="append", metavar="TEXT", help='your own template, e.g. "a sketch of a {}." (repeatable)'
+    )
+    zero_shot.add_argument(
+        "--activation",
+        choices=["auto", "softmax", "sigmoid"],
+        default="auto",
+        help="softmax over the labels, sigmoid per label, or auto: sigmoid for models with a logit bias (auto)",
     )
     zero_shot.add_argument("--top-k", dest="top_k", type=int, default=5, help="labels shown per image (5)")
     zero_shot.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="images per batch (32)")
