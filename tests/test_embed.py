@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 import clip_core
 from clip_core.cli import main
 from clip_core.embedding import embed_images, embed_texts, partial_folder
-from clip_core.embeddingfile import read_embeddings
+from clip_core.embeddingfile import read_embeddings, write_embeddings
 from clip_core.errors import InputError
 from clip_core.imagefiles import find_images, read_image
 
@@ -282,6 +282,31 @@ def test_npy_output_holds_the_same_rows_as_safetensors(
     assert np.array_equal(matrix, load_file(tmp_path / "formats" / "out.safetensors")["embeddings"].numpy())
     assert read_embeddings(tmp_path / "formats" / "out.npy").labels == sorted(
         str(folder / name) for name in list(GOOD)[:3]
+    )
+
+
+@pytest.mark.parametrize("name", ["out.npy", "out.safetensors"])
+def test_embeddings_written_block_by_block_are_the_files_numpy_and_safetensors_write(tmp_path: Path, name: str) -> None:
+    """A job's output is streamed from its shards; the bytes are those of `np.save` / `save_file` of the whole
+    matrix, and blocks that do not add up to the index are refused before anything replaces the output."""
+    matrix = torch.randn(10, 6, generator=torch.Generator().manual_seed(0))
+    entries = [{"text": str(i)} for i in range(10)]
+    streamed, whole = tmp_path / "streamed" / name, tmp_path / "whole" / name
+    write_embeddings(streamed, iter([matrix[:4], matrix[4:5], matrix[5:]]), entries, {}, dim=6)
+    whole.parent.mkdir()
+    if name.endswith(".npy"):
+        np.save(whole, matrix.numpy(), allow_pickle=False)
+    else:
+        save_file({"embeddings": matrix}, whole, metadata={"format": "clip-embeddings/1"})
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert torch.equal(read_embeddings(streamed).vectors, matrix)
+    before = streamed.read_bytes()
+    with pytest.raises(InputError, match="the embeddings blocks held 9 rows, the index 10"):
+        write_embeddings(streamed, iter([matrix[:9]]), entries, {}, dim=6)
+    with pytest.raises(InputError, match=r"embeddings block of shape \(10, 5\) after 0 of 10 rows x 6"):
+        write_embeddings(streamed, iter([matrix[:, :5]]), entries, {}, dim=6)
+    assert streamed.read_bytes() == before and sorted(p.name for p in streamed.parent.iterdir()) == sorted(
+        [name, f"{name}.index.jsonl", f"{name}.manifest.json"]
     )
 
 

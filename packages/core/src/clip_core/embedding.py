@@ -19,6 +19,7 @@ and the folder is removed. The sources may change between runs: rows of sources 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -429,17 +430,17 @@ class _Job:
         for key, error in failures:
             done.skipped[key] = error
 
+    def _stored_rows(self, places: list[tuple[str, int]]) -> Iterator[torch.Tensor]:
+        """The stored embeddings at ``places`` (shard, row), in order, as runs of rows from one shard: one shard is
+        in memory at a time, so the output is written without assembling the whole matrix."""
+        loaded: tuple[str, torch.Tensor] | None = None
+        for shard, run in itertools.groupby(places, key=lambda place: place[0]):
+            if loaded is None or loaded[0] != shard:
+                loaded = (shard, load_file(self.folder / shard)[EMBEDDINGS_KEY])
+            yield loaded[1][[row for _, row in run]].to(torch.float32)
+
     def _finish(self, done: _Done, resumed: int, seconds: float) -> EmbedResult:
         positions = [position for position, key in enumerate(self.keys) if key in done.rows]
-        vectors = torch.empty(len(positions), self.model.embed_dim)
-        wanted: dict[str, list[tuple[int, int]]] = {}
-        for out_row, position in enumerate(positions):
-            shard, row = done.rows[self.keys[position]]
-            wanted.setdefault(shard, []).append((out_row, row))
-        for shard, pairs in wanted.items():
-            stored = load_file(self.folder / shard)[EMBEDDINGS_KEY]
-            out_rows, rows = zip(*pairs, strict=True)
-            vectors[list(out_rows)] = stored[list(rows)].to(torch.float32)
         skipped = tuple(
             Skipped(str(self.entries[position].get("source", key)), done.skipped[key])
             for position, key in enumerate(self.keys)
@@ -457,7 +458,9 @@ class _Job:
             **self.identity,
             "model": {"source": self.model_source, **self.identity["model"]},
         }
-        write_embeddings(self.output, vectors, [self.entries[position] for position in positions], manifest)
+        rows = self._stored_rows([done.rows[self.keys[position]] for position in positions])
+        entries = [self.entries[position] for position in positions]
+        write_embeddings(self.output, rows, entries, manifest, dim=self.model.embed_dim)
         shutil.rmtree(self.folder, ignore_errors=True)
         return EmbedResult(
             output=self.output,

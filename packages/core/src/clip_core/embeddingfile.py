@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -93,26 +94,55 @@ def output_format(output: str | os.PathLike[str]) -> str:
 
 def write_embeddings(
     output: str | os.PathLike[str],
-    vectors: torch.Tensor,
+    vectors: torch.Tensor | Iterable[torch.Tensor],
     entries: Sequence[Mapping[str, Any]],
     manifest: Mapping[str, Any],
+    *,
+    dim: int | None = None,
 ) -> None:
     """Write the matrix (float32), then its index, then its manifest, each atomically.
 
-    ``entries`` are the rows' index objects without ``"row"`` (added here), e.g. ``{"source": path}``.
+    ``vectors`` is the matrix ``[rows, dim]``, or its rows as consecutive blocks ``[rows_i, dim]`` (then pass
+    ``dim``), which are written as they come: the whole matrix is never held in memory. ``entries`` are the rows'
+    index objects without ``"row"`` (added here), e.g. ``{"source": path}``.
     """
     path = Path(output)
-    if vectors.ndim != 2 or vectors.shape[0] != len(entries):
-        raise InputError(f"{len(entries)} index entries for embeddings of shape {tuple(vectors.shape)}")
-    matrix = vectors.detach().to("cpu", torch.float32).contiguous()
-    if output_format(path) == "npy":
-        write_atomically(path, lambda file: np.save(file, matrix.numpy(), allow_pickle=False))
+    kind = output_format(path)
+    blocks: Iterable[torch.Tensor]
+    if isinstance(vectors, torch.Tensor):
+        if vectors.ndim != 2 or vectors.shape[0] != len(entries):
+            raise InputError(f"{len(entries)} index entries for embeddings of shape {tuple(vectors.shape)}")
+        dim, blocks = vectors.shape[1], [vectors]
+    elif dim is None:
+        raise InputError("write_embeddings needs dim when the embeddings come as blocks")
     else:
-        write_safetensors(path, {EMBEDDINGS_KEY: matrix}, {"format": EMBEDDINGS_FORMAT})
+        blocks = vectors
+    write_atomically(path, lambda file: _write_matrix(file, kind, len(entries), dim, blocks))
     lines = "".join(json.dumps({"row": row, **entry}, ensure_ascii=False) + "\n" for row, entry in enumerate(entries))
     write_atomically(index_path(path), lambda file: file.write(lines.encode("utf-8")))
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     write_atomically(manifest_path(path), lambda file: file.write(text.encode("utf-8")))
+
+
+def _write_matrix(file: IO[bytes], kind: str, rows: int, dim: int, blocks: Iterable[torch.Tensor]) -> None:
+    """A float32 ``[rows, dim]`` matrix as ``.npy`` (format 1.0, as ``np.save``) or ``.safetensors`` (one tensor,
+    as ``safetensors.torch.save_file``), its header first, then the blocks' bytes in order."""
+    if kind == "npy":
+        np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False, "shape": (rows, dim)})
+    else:
+        tensor = {"dtype": "F32", "shape": [rows, dim], "data_offsets": [0, rows * dim * 4]}
+        header = {"__metadata__": {"format": EMBEDDINGS_FORMAT}, EMBEDDINGS_KEY: tensor}
+        encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
+        file.write(struct.pack("<Q", len(encoded)) + encoded)
+    written = 0
+    for block in blocks:
+        if block.ndim != 2 or block.shape[1] != dim or written + block.shape[0] > rows:
+            raise InputError(f"embeddings block of shape {tuple(block.shape)} after {written} of {rows} rows x {dim}")
+        file.write(block.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        written += block.shape[0]
+    if written != rows:
+        raise InputError(f"the embeddings blocks held {written} rows, the index {rows}")
 
 
 def read_embeddings(path: str | os.PathLike[str]) -> Embeddings:
