@@ -1,4 +1,4 @@
-"""Reading card files: JSON, YAML or TOML, chosen by the file's suffix."""
+"""Reading card files: JSON, YAML or TOML, chosen by the file's suffix; finding those a package ships."""
 
 from __future__ import annotations
 
@@ -6,19 +6,26 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
-from clip_core.errors import CardError
+from clip_core.errors import CardError, PluginError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["CARD_SUFFIXES", "read_card_file"]
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
+
+__all__ = ["CARD_SUFFIXES", "package_cards", "read_card_file"]
 
 
 class _Readable(Protocol):
@@ -63,3 +70,14 @@ def read_card_file(path: str | os.PathLike[str] | _Readable) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CardError(f"{path}: a card file holds a mapping (object) at the top, not {type(data).__name__}")
     return data
+
+
+def package_cards(package: str, folder: str = "cards") -> list[Traversable]:
+    """The card files (every suffix in :data:`CARD_SUFFIXES`) in ``package``'s data folder ``folder``, sorted by
+    name, ready for a ``clip_register_cards`` hook to ``register`` one by one; :class:`PluginError` naming the
+    package and the path when the folder is missing."""
+    directory = files(package).joinpath(folder)
+    if not directory.is_dir():
+        raise PluginError(f"package {package!r} has no card folder {folder!r} ({directory})")
+    cards = (item for item in directory.iterdir() if item.is_file() and Path(item.name).suffix.lower() in CARD_SUFFIXES)
+    return sorted(cards, key=lambda item: item.name)

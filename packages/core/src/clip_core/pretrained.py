@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from importlib.resources import files
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["OPEN_CLIP_FILENAME", "OPEN_CLIP_SAFETENSORS_FILENAME", "PretrainedWeights"]
+from clip_core.errors import PluginError
+
+__all__ = ["OPEN_CLIP_FILENAME", "OPEN_CLIP_SAFETENSORS_FILENAME", "PretrainedWeights", "package_pretrained"]
 
 #: The file open_clip's hub repositories hold (open_clip's ``HF_WEIGHTS_NAME``), and its safetensors twin, which
 #: open_clip 3.3 fetches instead when the repository has it (``HF_SAFE_WEIGHTS_NAME``).
@@ -80,3 +84,35 @@ class PretrainedWeights(BaseModel):
         if filename == OPEN_CLIP_FILENAME and self.sha256 is None:
             return (OPEN_CLIP_SAFETENSORS_FILENAME, filename)
         return (filename,)
+
+
+def package_pretrained(package: str, filename: str = "pretrained.json") -> list[dict[str, Any]]:
+    """The pretrained entries of ``package``'s data file ``filename``, JSON of the form
+    ``{"weights": {card: {tag: fields}}}`` (other top-level keys, such as ``"about"``, are free), as
+    ``dict(card=card, tag=tag, **fields)``, ready for a ``clip_register_pretrained`` hook's ``register(**entry)``.
+
+    :class:`PluginError` naming the package and the path when the file is missing, is not JSON or has another
+    shape; the fields themselves are checked by ``register``.
+    """
+    path = files(package).joinpath(filename)
+    where = f"package {package!r}, {path}"
+    if not path.is_file():
+        raise PluginError(f"{where}: no such pretrained table")
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PluginError(f"{where}: cannot read the pretrained table: {exc}") from None
+    weights = table.get("weights") if isinstance(table, dict) else None
+    if not isinstance(weights, dict):
+        raise PluginError(f"{where}: expected a top-level object whose 'weights' is {{card: {{tag: fields}}}}")
+    entries: list[dict[str, Any]] = []
+    for card, tags in weights.items():
+        if not isinstance(tags, dict):
+            raise PluginError(f"{where}: weights[{card!r}] must be an object {{tag: fields}}")
+        for tag, fields in tags.items():
+            if not isinstance(fields, dict) or {"card", "tag"} & fields.keys():
+                raise PluginError(
+                    f"{where}: weights[{card!r}][{tag!r}] must be an object of fields (card and tag are its keys)"
+                )
+            entries.append(dict(card=card, tag=tag, **fields))
+    return entries

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from clip_core import CheckpointError
+from clip_core.converters import key_reader
 from clip_encoders_resnet.config import ModifiedResNetConfig
 
 if TYPE_CHECKING:
@@ -63,13 +63,12 @@ def convert_openai(state: State, config: ModifiedResNetConfig) -> dict[str, torc
 
     BatchNorm's ``num_batches_tracked`` counters are taken when the source has them and are zero otherwise.
     """
+    read = key_reader(state, "OpenAI/open_clip image weights")
     out: dict[str, torch.Tensor] = {}
     for ours, theirs in openai_names(config).items():
         key = f"visual.{theirs}"
-        if key in state:
-            out[ours] = state[key]
-        elif ours.endswith(".num_batches_tracked"):
+        if key not in state and ours.endswith(".num_batches_tracked"):
             out[ours] = torch.zeros((), dtype=torch.long)
         else:
-            raise CheckpointError(f"OpenAI/open_clip image weights: missing key {key!r}")
+            out[ours] = read(key)
     return out

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from importlib.resources import files
 from typing import Any
 
 import clip_core
+from clip_core.cardfiles import package_cards
+from clip_core.pretrained import package_pretrained
 from clip_encoders_resnet.build import build_modified_resnet, convert_openai
 from clip_encoders_resnet.config import ModifiedResNetConfig
 
@@ -26,14 +26,11 @@ def clip_register_towers(register: Any) -> None:
 
 @clip_core.hookimpl
 def clip_register_cards(register: Any) -> None:
-    for card in sorted(files("clip_encoders_resnet").joinpath("cards").iterdir(), key=lambda path: path.name):
-        if card.name.endswith(".json"):  # one small file per card, package data
-            register(card)
+    for card in package_cards("clip_encoders_resnet"):  # one small file per card, package data
+        register(card)
 
 
 @clip_core.hookimpl
 def clip_register_pretrained(register: Any) -> None:
-    table = json.loads(files("clip_encoders_resnet").joinpath("pretrained.json").read_text(encoding="utf-8"))
-    for card, tags in table["weights"].items():  # package data: {card: {tag: fields of PretrainedWeights}}
-        for tag, fields in tags.items():
-            register(card=card, tag=tag, **fields)
+    for entry in package_pretrained("clip_encoders_resnet"):  # package data: {card: {tag: fields}}
+        register(**entry)

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
 
 from clip_core import CheckpointError
+from clip_core.converters import hf_encoder_layer, key_reader, openai_resblock
 from clip_encoders_vit.config import TimmTowerConfig, VitConfig
 
 if TYPE_CHECKING:
@@ -34,19 +35,10 @@ def build_timm(config: TimmTowerConfig, embed_dim: int) -> TimmTower:
     return TimmTower(config, embed_dim)
 
 
-def _reader(state: State, layout: str) -> Callable[[str], torch.Tensor]:
-    def read(key: str) -> torch.Tensor:
-        if key not in state:
-            raise CheckpointError(f"{layout} image weights: missing key {key!r}")
-        return state[key]
-
-    return read
-
-
 def convert_vit_openai(state: State, config: VitConfig) -> dict[str, torch.Tensor]:
     """OpenAI / open_clip layout (``visual.conv1``, ``visual.class_embedding``, ``visual.ln_pre``,
     ``visual.transformer.resblocks.N...``, ``visual.ln_post``, ``visual.proj`` as ``[width, embed_dim]``)."""
-    read = _reader(state, "OpenAI/open_clip")
+    read = key_reader(state, "OpenAI/open_clip image weights")
     out = {
         "trunk.patch_embed.proj.weight": read("visual.conv1.weight"),
         "trunk.cls_token": read("visual.class_embedding").reshape(1, 1, -1),
@@ -58,24 +50,13 @@ def convert_vit_openai(state: State, config: VitConfig) -> dict[str, torch.Tenso
         "proj.weight": read("visual.proj").T.contiguous(),
     }
     for i in range(config.layers):
-        src, dst = f"visual.transformer.resblocks.{i}.", f"trunk.blocks.{i}."
-        for ours, theirs in (
-            ("norm1", "ln_1"),
-            ("attn.qkv", "attn.in_proj"),
-            ("attn.proj", "attn.out_proj"),
-            ("norm2", "ln_2"),
-            ("mlp.fc1", "mlp.c_fc"),
-            ("mlp.fc2", "mlp.c_proj"),
-        ):
-            joiner = "_" if theirs == "attn.in_proj" else "."
-            out[f"{dst}{ours}.weight"] = read(f"{src}{theirs}{joiner}weight")
-            out[f"{dst}{ours}.bias"] = read(f"{src}{theirs}{joiner}bias")
+        out |= openai_resblock(read, f"visual.transformer.resblocks.{i}.", f"trunk.blocks.{i}.")
     return out
 
 
 def convert_vit_hf(state: State, config: VitConfig) -> dict[str, torch.Tensor]:
     """Hugging Face transformers' CLIP layout (``vision_model.*``, ``visual_projection.weight``)."""
-    read = _reader(state, "transformers")
+    read = key_reader(state, "transformers image weights")
     root = "vision_model."
     out = {
         "trunk.patch_embed.proj.weight": read(f"{root}embeddings.patch_embedding.weight"),
@@ -88,17 +69,7 @@ def convert_vit_hf(state: State, config: VitConfig) -> dict[str, torch.Tensor]:
         "proj.weight": read("visual_projection.weight"),
     }
     for i in range(config.layers):
-        src, dst = f"{root}encoder.layers.{i}.", f"trunk.blocks.{i}."
-        for part in ("weight", "bias"):
-            out[f"{dst}attn.qkv.{part}"] = torch.cat([read(f"{src}self_attn.{p}_proj.{part}") for p in "qkv"])
-            for ours, theirs in (
-                ("norm1", "layer_norm1"),
-                ("attn.proj", "self_attn.out_proj"),
-                ("norm2", "layer_norm2"),
-                ("mlp.fc1", "mlp.fc1"),
-                ("mlp.fc2", "mlp.fc2"),
-            ):
-                out[f"{dst}{ours}.{part}"] = read(f"{src}{theirs}.{part}")
+        out |= hf_encoder_layer(read, f"{root}encoder.layers.{i}.", f"trunk.blocks.{i}.")
     return out
 
 

@@ -1,0 +1,94 @@
+"""Pieces of foreign-weight converters that transformer towers share.
+
+A tower's converter (``converter(state_dict, config) -> dict[str, Tensor]``, registered with the tower kind) reads
+keys with :func:`key_reader`, so that a missing key raises :class:`CheckpointError` naming it, and maps each
+transformer block with :func:`openai_resblock` (OpenAI's / open_clip's ``ResidualAttentionBlock``) or
+:func:`hf_encoder_layer` (transformers' ``CLIPEncoderLayer``) onto a timm-style block whose parameters
+:data:`TIMM_BLOCK` names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import torch
+
+from clip_core.errors import CheckpointError
+
+__all__ = ["TIMM_BLOCK", "hf_encoder_layer", "key_reader", "openai_resblock"]
+
+#: A transformer block's roles mapped to the names of their parameters in timm's ``Block``. A block naming them
+#: otherwise passes its own mapping, e.g. ``{**TIMM_BLOCK, "fc1": "fc1", "fc2": "fc2"}``.
+TIMM_BLOCK: Mapping[str, str] = MappingProxyType(
+    {"norm1": "norm1", "qkv": "attn.qkv", "proj": "attn.proj", "norm2": "norm2", "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
+)
+
+_PARTS = ("weight", "bias")
+
+#: Each role's parameter in OpenAI's ``ResidualAttentionBlock``, ``{}`` standing for ``weight`` or ``bias``.
+_OPENAI_RESBLOCK = {
+    "norm1": "ln_1.{}",
+    "qkv": "attn.in_proj_{}",
+    "proj": "attn.out_proj.{}",
+    "norm2": "ln_2.{}",
+    "fc1": "mlp.c_fc.{}",
+    "fc2": "mlp.c_proj.{}",
+}
+
+#: The same in transformers' ``CLIPEncoderLayer``, but for ``qkv``: three projections, concatenated q, k, v.
+_HF_ENCODER_LAYER = {
+    "norm1": "layer_norm1.{}",
+    "proj": "self_attn.out_proj.{}",
+    "norm2": "layer_norm2.{}",
+    "fc1": "mlp.fc1.{}",
+    "fc2": "mlp.fc2.{}",
+}
+
+
+def key_reader(state: Mapping[str, torch.Tensor], description: str) -> Callable[[str], torch.Tensor]:
+    """A reader of ``state``'s keys whose :class:`CheckpointError` for a missing key reads
+    ``"<description>: missing key '<key>'"``; ``description`` says which layout and tower
+    (``"OpenAI/open_clip image weights"``)."""
+
+    def read(key: str) -> torch.Tensor:
+        if key not in state:
+            raise CheckpointError(f"{description}: missing key {key!r}")
+        return state[key]
+
+    return read
+
+
+def _checked(names: Mapping[str, str]) -> Mapping[str, str]:
+    if names.keys() != TIMM_BLOCK.keys():
+        raise ValueError(f"block names must map exactly the roles {sorted(TIMM_BLOCK)}, not {sorted(names)}")
+    return names
+
+
+def openai_resblock(
+    read: Callable[[str], torch.Tensor], source: str, target: str, names: Mapping[str, str] = TIMM_BLOCK
+) -> dict[str, torch.Tensor]:
+    """OpenAI's / open_clip's residual block under ``source`` (``"visual.transformer.resblocks.3."``) as the
+    weights and biases of the block under ``target`` (``"trunk.blocks.3."``), whose parameters ``names`` names
+    by role (see :data:`TIMM_BLOCK`)."""
+    names = _checked(names)
+    return {
+        f"{target}{names[role]}.{part}": read(source + theirs.format(part))
+        for role, theirs in _OPENAI_RESBLOCK.items()
+        for part in _PARTS
+    }
+
+
+def hf_encoder_layer(
+    read: Callable[[str], torch.Tensor], source: str, target: str, names: Mapping[str, str] = TIMM_BLOCK
+) -> dict[str, torch.Tensor]:
+    """transformers' ``CLIPEncoderLayer`` under ``source`` (``"vision_model.encoder.layers.3."``) as the weights and
+    biases of the block under ``target``, whose parameters ``names`` names by role (see :data:`TIMM_BLOCK`); the
+    separate q, k and v projections are concatenated, in that order, into the ``qkv`` role's parameters."""
+    names = _checked(names)
+    out: dict[str, torch.Tensor] = {}
+    for part in _PARTS:
+        out[f"{target}{names['qkv']}.{part}"] = torch.cat([read(f"{source}self_attn.{p}_proj.{part}") for p in "qkv"])
+        for role, theirs in _HF_ENCODER_LAYER.items():
+            out[f"{target}{names[role]}.{part}"] = read(source + theirs.format(part))
+    return out
