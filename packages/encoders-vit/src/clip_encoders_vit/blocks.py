@@ -85,7 +85,7 @@ class Workspace:
         self.quick_gelu = quick_gelu
 
     def matrix(self, start: int, columns: int) -> torch.Tensor:
-        """A ``[rows, columns]`` view of the workspace starting at ``start`` rows-times-elements."""
+        """A ``[rows, columns]`` view of the workspace, from its element ``start`` on."""
         return self.memory[start : start + self.rows * columns].view(self.rows, columns)
 
     def qkv(self) -> torch.Tensor:
