@@ -128,7 +128,8 @@ def _write_matrix(file: IO[bytes], kind: str, rows: int, dim: int, blocks: Itera
     """A float32 ``[rows, dim]`` matrix as ``.npy`` (format 1.0, as ``np.save``) or ``.safetensors`` (one tensor,
     as ``safetensors.torch.save_file``), its header first, then the blocks' bytes in order."""
     if kind == "npy":
-        np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False, "shape": (rows, dim)})
+        npy = {"descr": "<f4", "fortran_order": False, "shape": (rows, dim)}
+        np.lib.format.write_array_header_1_0(file, npy)  # type: ignore[no-untyped-call,unused-ignore]
     else:
         tensor = {"dtype": "F32", "shape": [rows, dim], "data_offsets": [0, rows * dim * 4]}
         header = {"__metadata__": {"format": EMBEDDINGS_FORMAT}, EMBEDDINGS_KEY: tensor}

@@ -7,34 +7,30 @@ from collections.abc import Mapping
 
 import torch
 
-from clip_core import CheckpointError
+from clip_core.converters import key_reader
 from clip_test_towers.model import BagOfWordsConfig, PatchMeanConfig
 
 State = Mapping[str, torch.Tensor]
 
 
-def _read(state: State, key: str) -> torch.Tensor:
-    if key not in state:
-        raise CheckpointError(f"openai-like weights: missing key {key!r}")
-    return state[key]
-
-
 def convert_patch_mean(state: State, config: PatchMeanConfig) -> dict[str, torch.Tensor]:
+    read = key_reader(state, "openai-like weights")
     return {
-        "patch.weight": _read(state, "visual.conv.weight"),
-        "patch.bias": _read(state, "visual.conv.bias"),
-        "norm.weight": _read(state, "visual.ln.weight"),
-        "norm.bias": _read(state, "visual.ln.bias"),
-        "proj.weight": _read(state, "visual.proj").T,
+        "patch.weight": read("visual.conv.weight"),
+        "patch.bias": read("visual.conv.bias"),
+        "norm.weight": read("visual.ln.weight"),
+        "norm.bias": read("visual.ln.bias"),
+        "proj.weight": read("visual.proj").T,
     }
 
 
 def convert_bag_of_words(state: State, config: BagOfWordsConfig) -> dict[str, torch.Tensor]:
+    read = key_reader(state, "openai-like weights")
     return {
-        "embed.weight": _read(state, "token_embedding.weight"),
-        "norm.weight": _read(state, "ln_final.weight"),
-        "norm.bias": _read(state, "ln_final.bias"),
-        "proj.weight": _read(state, "text_projection").T,
+        "embed.weight": read("token_embedding.weight"),
+        "norm.weight": read("ln_final.weight"),
+        "norm.bias": read("ln_final.bias"),
+        "proj.weight": read("text_projection").T,
     }
 
 
