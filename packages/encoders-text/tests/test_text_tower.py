@@ -74,6 +74,26 @@ def test_tokens_after_the_end_token_do_not_matter(tower: TextTransformer, ids: t
     torch.testing.assert_close(changed, reference, rtol=0, atol=1e-5 * float(reference.abs().max()))
 
 
+@pytest.mark.parametrize("activation", ["gelu", "quick_gelu"])
+def test_in_place_inference_equals_the_autograd_forward(activation: str) -> None:
+    """Without an autograd graph the blocks run in place; the features equal the graph-recording forward's, a
+    frozen tower takes the in-place path too, and the weights do not change."""
+    torch.manual_seed(0)
+    config = TextTransformerConfig(width=32, layers=3, heads=4, context_length=12, activation=activation)
+    tower = TextTransformer(config, 16).eval()
+    ids = torch.tensor([[SOT, 5, 9, EOT, 0, 0], [SOT, 7, 3, 8, 2, EOT]])
+    before = {k: v.clone() for k, v in tower.state_dict().items()}
+    recorded = tower(ids)
+    assert recorded.requires_grad
+    with torch.inference_mode():
+        in_place = tower(ids)
+    tower.requires_grad_(False)
+    frozen = tower(ids)
+    torch.testing.assert_close(in_place, recorded.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(frozen, in_place, atol=0, rtol=0)
+    assert all(torch.equal(v, tower.state_dict()[k]) for k, v in before.items())
+
+
 def test_empty_batch_gives_empty_features(tower: TextTransformer) -> None:
     assert tower(torch.zeros(0, 20, dtype=torch.long)).shape == (0, 16)
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from clip_core import TowerConfig
+from clip_core.inplace import PreNormBlock, Workspace, block_in_place
 
 __all__ = ["TextTransformer", "TextTransformerConfig"]
 
@@ -95,6 +96,13 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.fc2(self.act(self.fc1(self.norm2(x))))  # type: ignore[no-any-return]
 
+    def in_place_parts(self) -> PreNormBlock:
+        """This block's modules for :func:`clip_core.inplace.block_in_place` (causal attention)."""
+        activation: Literal["gelu", "quick_gelu"] = "quick_gelu" if isinstance(self.act, QuickGELU) else "gelu"
+        return PreNormBlock(
+            self.norm1, self.attn.qkv, self.attn.proj, self.norm2, self.fc1, self.fc2, self.attn.heads, activation, True
+        )
+
     def forward_at(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """The block's output at one position per row, ``[B, W]``: the same numbers as ``forward(x)`` there,
         without computing the other positions' queries and MLPs (nothing downstream reads them)."""
@@ -108,7 +116,9 @@ class TextTransformer(nn.Module):
     Features are read at each text's end-of-text token, the highest id (``argmax``), as OpenAI does. Attention is
     causal, so positions after the last end token in the batch cannot change any output: the batch is cut to that
     length before the transformer, which is exact and, for short prompts, several times faster. The last block
-    computes only the end tokens' outputs, the only ones read.
+    computes only the end tokens' outputs, the only ones read. When no autograd graph is needed
+    (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower), the other blocks run in place in one workspace
+    (:mod:`clip_core.inplace`).
     """
 
     def __init__(self, config: TextTransformerConfig, embed_dim: int) -> None:
@@ -156,10 +166,15 @@ class TextTransformer(nn.Module):
         eot = ids.argmax(dim=-1)
         length = int(eot.max()) + 1
         x = self.token_embedding(ids[:, :length]) + self.positional_embedding[:length]
-        checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
-        for block in self.blocks[:-1]:
-            x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
-        pooled = cast(Block, self.blocks[-1]).forward_at(
-            x, eot
-        )  # only the end tokens' features are read from the last block
+        blocks = cast(list[Block], list(self.blocks))
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            checkpointed = self.grad_checkpointing and self.training
+            for block in blocks[:-1]:
+                x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
+        elif len(blocks) > 1:  # no autograd graph to record: the same blocks, in place (see `block_in_place`)
+            parts = [block.in_place_parts() for block in blocks[:-1]]
+            workspace = Workspace(x, parts[0].fc1.out_features, parts[0].activation == "quick_gelu")
+            for part in parts:
+                block_in_place(part, x, workspace)
+        pooled = blocks[-1].forward_at(x, eot)  # only the end tokens' features are read from the last block
         return self.text_projection(self.ln_final(pooled))  # type: ignore[no-any-return]

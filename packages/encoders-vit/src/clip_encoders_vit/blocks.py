@@ -5,10 +5,8 @@ Each computes what timm's module computes, from the module's own weights:
 - :func:`patch_tokens` is ``patch_embed`` as one matrix product over the cut-out patches (the convolution's stride
   equals its kernel, so it is one);
 - :func:`class_token_output` is ``block(x)[:, 0]`` without the other tokens' projections and MLP;
-- :func:`block_in_place` is ``x = block(x)`` for inference, written into ``x`` with the residual sums accumulated
-  by the matrix products themselves (``addmm_``) and every other intermediate in one reused workspace. timm's
-  ``Block`` allocates about four times the activations per block; on CPU, the freshly allocated memory's page
-  faults cost as much as a tenth of the forward pass.
+- :func:`in_place_parts` names a timm ``Block``'s modules for :func:`clip_core.inplace.block_in_place`, which
+  computes ``x = block(x)`` into ``x`` when no autograd graph is recorded.
 """
 
 from __future__ import annotations
@@ -21,13 +19,9 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from clip_core import InputError
+from clip_core.inplace import PreNormBlock
 
-__all__ = ["Workspace", "block_in_place", "class_token_output", "patch_tokens"]
-
-try:  # the in-place erf GELU, as an ATen operator (torch has no public Python name for it)
-    _gelu_: Any = torch.ops.aten.gelu_
-except (AttributeError, RuntimeError):  # pragma: no cover - a torch without it
-    _gelu_ = None
+__all__ = ["class_token_output", "in_place_parts", "patch_tokens"]
 
 
 def patch_tokens(patch_embed: Any, pixels: torch.Tensor) -> torch.Tensor:
@@ -71,68 +65,18 @@ def class_token_output(block: Block, x: torch.Tensor, heads: int) -> torch.Tenso
     return token + block.ls2(block.mlp(block.norm2(token)))  # type: ignore[no-any-return]
 
 
-class Workspace:
-    """Scratch matrices for :func:`block_in_place`, shared by every block of one forward pass: the QKV projection
-    and the MLP's hidden activations take turns in one region, the attention output has its own."""
-
-    def __init__(self, x: torch.Tensor, hidden: int, quick_gelu: bool) -> None:
-        batch, length, width = x.shape
-        self.rows, self.width, self.hidden = batch * length, width, hidden
-        big = max(3 * width, hidden)
-        # One more hidden-wide region for QuickGELU's sigmoid, which has no in-place form.
-        size = self.rows * (big + width + (hidden if quick_gelu else 0))
-        self.memory = x.new_empty(size)
-        self.quick_gelu = quick_gelu
-
-    def matrix(self, start: int, columns: int) -> torch.Tensor:
-        """A ``[rows, columns]`` view of the workspace, from its element ``start`` on."""
-        return self.memory[start : start + self.rows * columns].view(self.rows, columns)
-
-    def qkv(self) -> torch.Tensor:
-        return self.matrix(0, 3 * self.width)
-
-    def hidden_activations(self) -> torch.Tensor:
-        return self.matrix(0, self.hidden)
-
-    def attention_output(self) -> torch.Tensor:
-        return self.matrix(self.rows * max(3 * self.width, self.hidden), self.width)
-
-    def gate(self) -> torch.Tensor:
-        return self.matrix(self.rows * (max(3 * self.width, self.hidden) + self.width), self.hidden)
-
-
-def _linear_into(linear: nn.Linear, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    bias: torch.Tensor | None = linear.bias
-    if bias is None:
-        return torch.mm(x, linear.weight.t(), out=out)
-    return torch.addmm(bias, x, linear.weight.t(), out=out)
-
-
-def _add_linear_(residual: torch.Tensor, linear: nn.Linear, x: torch.Tensor) -> None:
-    """``residual += linear(x)``, the product accumulated into ``residual`` by the GEMM itself."""
-    bias: torch.Tensor | None = linear.bias
-    if bias is not None:
-        residual.add_(bias)
-    residual.addmm_(x, linear.weight.t())
-
-
-def block_in_place(block: Block, x: torch.Tensor, heads: int, workspace: Workspace) -> None:
-    """``x = block(x)`` for a pre-norm block without LayerScale (CLIP's), in place; inference only (no autograd)."""
+def in_place_parts(block: Block, heads: int, activation: str) -> PreNormBlock:
+    """A timm ``Block`` as CLIP's ViT builds it (no LayerScale, no drop path) for ``block_in_place``."""
     attn: Any = block.attn
     mlp: Any = block.mlp
-    batch, length, width = x.shape
-    flat = x.view(batch * length, width)
-    qkv = _linear_into(attn.qkv, block.norm1(flat), workspace.qkv())
-    q, k, v = qkv.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
-    out = workspace.attention_output()
-    out.view(batch, length, heads, width // heads).copy_(F.scaled_dot_product_attention(q, k, v).transpose(1, 2))
-    norm = getattr(attn, "norm", None)
-    _add_linear_(flat, attn.proj, out if norm is None else norm(out))
-    hidden = _linear_into(mlp.fc1, block.norm2(flat), workspace.hidden_activations())
-    if workspace.quick_gelu:  # timm's quick_gelu, x * sigmoid(1.702 * x), without allocating
-        hidden.mul_(torch.mul(hidden, 1.702, out=workspace.gate()).sigmoid_())
-    elif _gelu_ is not None:
-        _gelu_(hidden)
-    else:  # pragma: no cover
-        hidden.copy_(F.gelu(hidden))
-    _add_linear_(flat, mlp.fc2, hidden)
+    return PreNormBlock(
+        norm1=block.norm1,
+        qkv=attn.qkv,
+        proj=attn.proj,
+        norm2=block.norm2,
+        fc1=mlp.fc1,
+        fc2=mlp.fc2,
+        heads=heads,
+        activation="quick_gelu" if activation == "quick_gelu" else "gelu",
+        head_norm=getattr(attn, "norm", None),  # timm >= 1.0.16 may normalise the heads' output (Identity for CLIP)
+    )

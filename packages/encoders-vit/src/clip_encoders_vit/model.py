@@ -16,7 +16,8 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from clip_encoders_vit.blocks import Workspace, block_in_place, class_token_output, patch_tokens
+from clip_core.inplace import Workspace, block_in_place
+from clip_encoders_vit.blocks import class_token_output, in_place_parts, patch_tokens
 from clip_encoders_vit.config import VitConfig
 
 __all__ = ["VitTower"]
@@ -69,9 +70,9 @@ class VitTower(nn.Module):
             for block in blocks[:-1]:
                 x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
         elif len(blocks) > 1:  # no autograd graph to record: the same blocks, in place (see `block_in_place`)
-            hidden = cast(nn.Linear, blocks[0].mlp.fc1).out_features
-            workspace = Workspace(x, hidden, self.config.activation == "quick_gelu")
-            for block in blocks[:-1]:
-                block_in_place(block, x, self.config.heads, workspace)
+            parts = [in_place_parts(block, self.config.heads, self.config.activation) for block in blocks[:-1]]
+            workspace = Workspace(x, parts[0].fc1.out_features, self.config.activation == "quick_gelu")
+            for part in parts:
+                block_in_place(part, x, workspace)
         token = class_token_output(blocks[-1], x, self.config.heads)
         return self.proj(trunk.norm(token))  # type: ignore[no-any-return]
