@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from clip_core.inplace import PreNormBlock, Workspace, block_in_place
+from clip_core.inplace import PreNormBlock, Workspace, block_in_place, runs_in_place
 
 
 def make_block(width: int, heads: int, hidden: int, activation: str, causal: bool, head_norm: bool) -> PreNormBlock:
@@ -88,3 +88,20 @@ def test_a_quick_gelu_block_needs_a_workspace_with_a_gate() -> None:
     x = torch.randn(2, 3, 8)
     with torch.no_grad(), pytest.raises(ValueError, match="no QuickGELU gate: create it with quick_gelu=True"):
         block_in_place(block, x, Workspace(x, 16))
+
+
+def test_blocks_run_in_place_only_where_no_graph_is_recorded_and_autocast_is_off() -> None:
+    module = nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    assert not runs_in_place(module, x)  # its parameters need gradients
+    with torch.no_grad():
+        assert runs_in_place(module, x)
+    with torch.inference_mode():
+        assert runs_in_place(module, x)
+    module.requires_grad_(False)  # a frozen module
+    assert runs_in_place(module, x)
+    assert not runs_in_place(module, x.clone().requires_grad_())  # its input needs gradients
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not runs_in_place(module, x)
+        with torch.no_grad():
+            assert not runs_in_place(module, x)

@@ -6,8 +6,9 @@ faults of freshly allocated memory cost up to a tenth of a ViT's forward pass. :
 same block from the same modules into ``x`` itself: the residual sums are accumulated by the matrix products
 (``addmm_``) and every other intermediate lives in one :class:`Workspace` that all blocks of the pass share.
 
-Use it only when no graph is needed (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower fed inputs
-that need no gradient): it overwrites ``x``. The results equal the module-by-module ones up to float rounding
+Use it only when :func:`runs_in_place` says so: when no graph is needed (``torch.no_grad``,
+``torch.inference_mode``, or a frozen tower fed inputs that need no gradient), since it overwrites ``x``, and
+outside autocast, which it would not follow. The results equal the module-by-module ones up to float rounding
 (the bias of each residual branch is added before its product rather than after).
 """
 
@@ -20,12 +21,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PreNormBlock", "Workspace", "block_in_place"]
+__all__ = ["PreNormBlock", "Workspace", "block_in_place", "runs_in_place"]
 
 try:  # the in-place erf GELU, as an ATen operator (torch has no public Python name for it)
     _gelu_: Any = torch.ops.aten.gelu_
 except (AttributeError, RuntimeError):  # pragma: no cover - a torch without it
     _gelu_ = None
+
+
+def runs_in_place(module: nn.Module, *inputs: torch.Tensor) -> bool:
+    """Whether ``module`` may compute its blocks with :func:`block_in_place` on these inputs: no autograd graph
+    would be recorded (gradients are disabled, or neither its parameters nor the inputs require them) and autocast
+    is off for the inputs' device (in-place and ``out=`` operations do not autocast, so a frozen tower in a bf16
+    autocast training step keeps its module-by-module forward, which does)."""
+    if torch.is_grad_enabled() and (
+        any(x.requires_grad for x in inputs) or any(p.requires_grad for p in module.parameters())
+    ):
+        return False
+    return not any(_autocast_enabled(x.device.type) for x in inputs)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))  # torch >= 2.4
+    except TypeError:  # pragma: no cover - older torch: one flag per device type
+        cpu = torch.is_autocast_cpu_enabled()  # type: ignore[attr-defined,unused-ignore]
+        return bool(cpu if device_type == "cpu" else torch.is_autocast_enabled())
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from clip_core import TowerConfig
-from clip_core.inplace import PreNormBlock, Workspace, block_in_place
+from clip_core.inplace import PreNormBlock, Workspace, block_in_place, runs_in_place
 
 __all__ = ["TextTransformer", "TextTransformerConfig"]
 
@@ -117,8 +117,8 @@ class TextTransformer(nn.Module):
     causal, so positions after the last end token in the batch cannot change any output: the batch is cut to that
     length before the transformer, which is exact and, for short prompts, several times faster. The last block
     computes only the end tokens' outputs, the only ones read. When no autograd graph is needed
-    (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower), the other blocks run in place in one workspace
-    (:mod:`clip_core.inplace`).
+    (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower) and autocast is off, the other blocks run in
+    place in one workspace (:mod:`clip_core.inplace`).
     """
 
     def __init__(self, config: TextTransformerConfig, embed_dim: int) -> None:
@@ -167,14 +167,15 @@ class TextTransformer(nn.Module):
         length = int(eot.max()) + 1
         x = self.token_embedding(ids[:, :length]) + self.positional_embedding[:length]
         blocks = cast(list[Block], list(self.blocks))
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
-            checkpointed = self.grad_checkpointing and self.training
+        if runs_in_place(self, x):  # no autograd graph to record: the same blocks, in place
+            parts = [block.in_place_parts() for block in blocks[:-1]]
+            if parts:
+                workspace = Workspace(x, parts[0].fc1.out_features, parts[0].activation == "quick_gelu")
+                for part in parts:
+                    block_in_place(part, x, workspace)
+        else:
+            checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
             for block in blocks[:-1]:
                 x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
-        elif len(blocks) > 1:  # no autograd graph to record: the same blocks, in place (see `block_in_place`)
-            parts = [block.in_place_parts() for block in blocks[:-1]]
-            workspace = Workspace(x, parts[0].fc1.out_features, parts[0].activation == "quick_gelu")
-            for part in parts:
-                block_in_place(part, x, workspace)
         pooled = blocks[-1].forward_at(x, eot)  # only the end tokens' features are read from the last block
         return self.text_projection(self.ln_final(pooled))  # type: ignore[no-any-return]

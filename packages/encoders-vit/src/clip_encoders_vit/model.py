@@ -16,7 +16,7 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from clip_core.inplace import Workspace, block_in_place
+from clip_core.inplace import Workspace, block_in_place, runs_in_place
 from clip_encoders_vit.blocks import class_token_output, in_place_parts, patch_tokens
 from clip_encoders_vit.config import VitConfig
 
@@ -29,8 +29,9 @@ class VitTower(nn.Module):
     ``trunk`` is timm's ``VisionTransformer`` configured as CLIP's (LayerNorm eps 1e-5, no classifier); the
     features are the final LayerNorm of the class token, projected by ``proj`` (no bias). The last block computes
     only the class token's output, the only one read: the same numbers, without the other tokens' MLP. When no
-    autograd graph is needed (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower), the other blocks run
-    in place in one workspace, allocating a fraction of the memory timm's modules would.
+    autograd graph is needed (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower) and autocast is off,
+    the other blocks run in place in one workspace (:mod:`clip_core.inplace`), allocating a fraction of the memory
+    timm's modules would.
     """
 
     def __init__(self, config: VitConfig, embed_dim: int) -> None:
@@ -65,14 +66,15 @@ class VitTower(nn.Module):
         trunk = self.trunk
         x = trunk.norm_pre(trunk._pos_embed(patch_tokens(trunk.patch_embed, pixels)))
         blocks = cast(list[Block], list(trunk.blocks))
-        if torch.is_grad_enabled() and (pixels.requires_grad or any(p.requires_grad for p in self.parameters())):
-            checkpointed = self.grad_checkpointing and self.training
+        if runs_in_place(self, pixels):  # no autograd graph to record: the same blocks, in place
+            parts = [in_place_parts(block, self.config.heads, self.config.activation) for block in blocks[:-1]]
+            if parts:
+                workspace = Workspace(x, parts[0].fc1.out_features, parts[0].activation == "quick_gelu")
+                for part in parts:
+                    block_in_place(part, x, workspace)
+        else:
+            checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
             for block in blocks[:-1]:
                 x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
-        elif len(blocks) > 1:  # no autograd graph to record: the same blocks, in place (see `block_in_place`)
-            parts = [in_place_parts(block, self.config.heads, self.config.activation) for block in blocks[:-1]]
-            workspace = Workspace(x, parts[0].fc1.out_features, self.config.activation == "quick_gelu")
-            for part in parts:
-                block_in_place(part, x, workspace)
         token = class_token_output(blocks[-1], x, self.config.heads)
         return self.proj(trunk.norm(token))  # type: ignore[no-any-return]
