@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from clip_core.inplace import PreNormBlock, Workspace, block_in_place, runs_in_place
+from clip_core.inplace import PreNormBlock, Workspace, block_in_place, blocks_in_place, runs_in_place
 
 
 def make_block(width: int, heads: int, hidden: int, activation: str, causal: bool, head_norm: bool) -> PreNormBlock:
@@ -81,6 +81,26 @@ def test_a_block_in_place_equals_the_module_by_module_block(
         torch.testing.assert_close(x, once, atol=1e-5, rtol=1e-5)
         block_in_place(block, x, workspace)  # one workspace serves block after block
     torch.testing.assert_close(x, twice, atol=1e-5, rtol=1e-5)
+
+
+def test_blocks_in_place_size_one_workspace_for_blocks_of_any_mlp_width_and_activation() -> None:
+    torch.manual_seed(0)
+    blocks = [make_block(8, 2, 5, "gelu", True, False), make_block(8, 2, 40, "quick_gelu", True, True)]
+    blocks.append(make_block(8, 2, 12, "gelu", True, False))
+    x = torch.randn(2, 6, 8)
+    with torch.no_grad():
+        expected = x
+        for block in blocks:
+            expected = reference(block, expected)
+        blocks_in_place(blocks, x)
+        blocks_in_place([], x)  # no blocks: x stays as it is
+    torch.testing.assert_close(x, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_workspace_refuses_a_wider_mlp_than_it_was_sized_for() -> None:
+    x = torch.randn(2, 3, 8)
+    with torch.no_grad(), pytest.raises(ValueError, match="sized for an MLP 16 wide, not 17"):
+        block_in_place(make_block(8, 2, 17, "gelu", False, False), x, Workspace(x, 16))
 
 
 def test_a_quick_gelu_block_needs_a_workspace_with_a_gate() -> None:

@@ -52,7 +52,7 @@ PUBLIC = {
         "zero_shot_classifier",
         "zero_shot_predict",
     ],
-    "clip_core.inplace": ["PreNormBlock", "Workspace", "block_in_place", "runs_in_place"],
+    "clip_core.inplace": ["PreNormBlock", "Workspace", "block_in_place", "blocks_in_place", "runs_in_place"],
     "clip_core.converters": ["TIMM_BLOCK", "hf_encoder_layer", "key_reader", "openai_resblock"],
     "clip_encoders_text": ["ClipBpeTokenizer", "TextTransformer", "TextTransformerConfig", "__version__"],
     "clip_encoders_vit": ["TimmTower", "TimmTowerConfig", "VitConfig", "VitTower", "__version__"],

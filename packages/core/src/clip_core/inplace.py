@@ -14,6 +14,7 @@ outside autocast, which it would not follow. The results equal the module-by-mod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PreNormBlock", "Workspace", "block_in_place", "runs_in_place"]
+__all__ = ["PreNormBlock", "Workspace", "block_in_place", "blocks_in_place", "runs_in_place"]
 
 try:  # the in-place erf GELU, as an ATen operator (torch has no public Python name for it)
     _gelu_: Any = torch.ops.aten.gelu_
@@ -84,16 +85,22 @@ class Workspace:
     def qkv(self) -> torch.Tensor:
         return self._matrix(0, 3 * self.width)
 
-    def hidden_activations(self) -> torch.Tensor:
-        return self._matrix(0, self.hidden)
+    def hidden_activations(self, columns: int) -> torch.Tensor:
+        """The MLP's hidden activations of a block ``columns`` wide (at most the workspace's ``hidden``)."""
+        if columns > self.hidden:
+            raise ValueError(f"this workspace was sized for an MLP {self.hidden} wide, not {columns}")
+        return self._matrix(0, columns)
 
     def attention_output(self) -> torch.Tensor:
         return self._matrix(self._shared, self.width)
 
-    def gate(self) -> torch.Tensor:
+    def gate(self, columns: int) -> torch.Tensor:
+        """QuickGELU's gate for a hidden activation ``columns`` wide."""
         if self.memory.numel() < self.rows * (self._shared + self.width + self.hidden):
             raise ValueError("this workspace has no QuickGELU gate: create it with quick_gelu=True")
-        return self._matrix(self._shared + self.width, self.hidden)
+        if columns > self.hidden:
+            raise ValueError(f"this workspace was sized for an MLP {self.hidden} wide, not {columns}")
+        return self._matrix(self._shared + self.width, columns)
 
 
 def _linear_into(linear: nn.Linear, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -122,11 +129,23 @@ def block_in_place(block: PreNormBlock, x: torch.Tensor, workspace: Workspace) -
     attended = F.scaled_dot_product_attention(q, k, v, is_causal=block.causal)
     out.view(batch, length, block.heads, head).copy_(attended.transpose(1, 2))
     _add_linear_(flat, block.proj, out if block.head_norm is None else block.head_norm(out))
-    hidden = _linear_into(block.fc1, block.norm2(flat), workspace.hidden_activations())
+    columns = block.fc1.out_features
+    hidden = _linear_into(block.fc1, block.norm2(flat), workspace.hidden_activations(columns))
     if block.activation == "quick_gelu":  # x * sigmoid(1.702 * x), as OpenAI's QuickGELU, without allocating
-        hidden.mul_(torch.mul(hidden, 1.702, out=workspace.gate()).sigmoid_())
+        hidden.mul_(torch.mul(hidden, 1.702, out=workspace.gate(columns)).sigmoid_())
     elif _gelu_ is not None:
         _gelu_(hidden)
     else:  # pragma: no cover
         hidden.copy_(F.gelu(hidden))
     _add_linear_(flat, block.fc2, hidden)
+
+
+def blocks_in_place(blocks: Sequence[PreNormBlock], x: torch.Tensor) -> None:
+    """``x = block(x)`` for each of ``blocks`` in turn, written into ``x``, through one :class:`Workspace` sized
+    for all of them; no autograd."""
+    if not blocks:
+        return
+    hidden = max(block.fc1.out_features for block in blocks)
+    workspace = Workspace(x, hidden, any(block.activation == "quick_gelu" for block in blocks))
+    for block in blocks:
+        block_in_place(block, x, workspace)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from clip_core import TowerConfig
-from clip_core.inplace import PreNormBlock, Workspace, block_in_place, runs_in_place
+from clip_core.inplace import PreNormBlock, blocks_in_place, runs_in_place
 
 __all__ = ["TextTransformer", "TextTransformerConfig"]
 
@@ -168,11 +168,7 @@ class TextTransformer(nn.Module):
         x = self.token_embedding(ids[:, :length]) + self.positional_embedding[:length]
         blocks = cast(list[Block], list(self.blocks))
         if runs_in_place(self, x):  # no autograd graph to record: the same blocks, in place
-            parts = [block.in_place_parts() for block in blocks[:-1]]
-            if parts:
-                workspace = Workspace(x, parts[0].fc1.out_features, parts[0].activation == "quick_gelu")
-                for part in parts:
-                    block_in_place(part, x, workspace)
+            blocks_in_place([block.in_place_parts() for block in blocks[:-1]], x)
         else:
             checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
             for block in blocks[:-1]:

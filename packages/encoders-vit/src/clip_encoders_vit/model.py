@@ -16,7 +16,7 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from clip_core.inplace import Workspace, block_in_place, runs_in_place
+from clip_core.inplace import blocks_in_place, runs_in_place
 from clip_encoders_vit.blocks import class_token_output, in_place_parts, patch_tokens
 from clip_encoders_vit.config import VitConfig
 
@@ -67,11 +67,9 @@ class VitTower(nn.Module):
         x = trunk.norm_pre(trunk._pos_embed(patch_tokens(trunk.patch_embed, pixels)))
         blocks = cast(list[Block], list(trunk.blocks))
         if runs_in_place(self, pixels):  # no autograd graph to record: the same blocks, in place
-            parts = [in_place_parts(block, self.config.heads, self.config.activation) for block in blocks[:-1]]
-            if parts:
-                workspace = Workspace(x, parts[0].fc1.out_features, parts[0].activation == "quick_gelu")
-                for part in parts:
-                    block_in_place(part, x, workspace)
+            blocks_in_place(
+                [in_place_parts(block, self.config.heads, self.config.activation) for block in blocks[:-1]], x
+            )
         else:
             checkpointed = self.grad_checkpointing and self.training and torch.is_grad_enabled()
             for block in blocks[:-1]:
