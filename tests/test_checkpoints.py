@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import clip_core
-from clip_core import CheckpointError, ClipModel
+from clip_core import CheckpointError, ClipModel, durable
 from clip_core.checkpoints import native
 
 
@@ -76,7 +76,10 @@ def test_a_crash_mid_save_leaves_no_loadable_directory(
             Path(str(args[1])).write_bytes(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(native, "save_file" if fail_in == "save_file" else "_fsync", crash)
+    if fail_in == "save_file":
+        monkeypatch.setattr(native, "save_file", crash)
+    else:
+        monkeypatch.setattr(durable, "sync_path", crash)
     with pytest.raises(KeyboardInterrupt):
         model.save_pretrained(tmp_path / "ckpt")
     assert os.listdir(tmp_path) == []

@@ -37,15 +37,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
+from clip_core.durable import write_atomically, write_safetensors
 from clip_core.embeddingfile import (
     EMBEDDINGS_FORMAT,
     EMBEDDINGS_KEY,
     index_path,
     manifest_path,
     output_format,
-    write_atomically,
     write_embeddings,
-    write_safetensors,
 )
 from clip_core.errors import InputError
 from clip_core.fingerprint import model_fingerprint

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +25,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
+from clip_core.durable import write_atomically
 from clip_core.errors import InputError
 
 __all__ = [
@@ -39,10 +38,7 @@ __all__ = [
     "manifest_path",
     "output_format",
     "read_embeddings",
-    "write_atomically",
-    "sync_folder",
     "write_embeddings",
-    "write_safetensors",
 ]
 
 #: The ``format`` a manifest declares.
@@ -176,52 +172,6 @@ def read_embeddings(path: str | os.PathLike[str]) -> Embeddings:
         )
     manifest = _read_manifest(manifest_path(source))
     return Embeddings(source, vectors.to(torch.float32), entries, manifest)
-
-
-def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``path`` through a temporary file in its folder: written, synced, renamed over ``path``, folder synced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    sync_folder(path.parent)
-
-
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """:func:`write_atomically` for a safetensors file (safetensors writes by name, so it is synced by reopening)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    sync_folder(path.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened, as on Windows)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _read_index(path: Path) -> list[dict[str, Any]]:

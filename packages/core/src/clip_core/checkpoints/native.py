@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from clip_core.catalog import CardSpec, get_card, validate_card
 from clip_core.checkpoints.strict import model_from_state
+from clip_core.durable import staged_folder
 from clip_core.errors import CardError, CheckpointError
 
 if TYPE_CHECKING:
@@ -51,25 +50,10 @@ def save_pretrained(model: ClipModel, directory: str | os.PathLike[str]) -> Path
                 f"refusing to overwrite {target}: it holds files that are not part of a checkpoint "
                 f"({', '.join(foreign[:5])}); save to a new or empty directory"
             )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        weights = staging / WEIGHTS_FILE
-        save_file(_unshared(model.state_dict()), weights, metadata={"format": "pt", "card": model.card.name})
+    with staged_folder(target) as staging:
+        metadata = {"format": "pt", "card": model.card.name}
+        save_file(_unshared(model.state_dict()), staging / WEIGHTS_FILE, metadata=metadata)
         (staging / CARD_FILE).write_text(model.card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        for path in (weights, staging / CARD_FILE, staging):
-            _fsync(path)
-        if target.exists() and os.listdir(target):
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.rename(target, retired / "checkpoint")
-            os.rename(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-        _fsync(target.parent)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 
@@ -115,11 +99,3 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[key] = tensor.clone() if pointer in seen else tensor
         seen.add(pointer)
     return out
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,15 +11,14 @@ leaves either a complete checkpoint or none; only complete ones carry the ``step
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from clip_core.durable import staged_folder
 from clip_core.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -73,25 +72,10 @@ def save_training_checkpoint(
     """
     from clip_core.checkpoints.native import save_pretrained
 
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / checkpoint_name(step)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=folder))
-    try:
+    with staged_folder(target) as staging:
         save_pretrained(model, staging)
         torch.save(state, staging / STATE_FILE)
-        _fsync(staging / STATE_FILE)
-        _fsync(staging)
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=folder))
-            os.rename(target, retired / target.name)
-            os.rename(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, target)
-        _fsync(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if keep is not None:
         for _, old in checkpoints(folder)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
@@ -110,11 +94,3 @@ def read_training_state(checkpoint: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a training state of format {STATE_FORMAT}")
     return state
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
