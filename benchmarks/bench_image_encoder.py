@@ -26,6 +26,7 @@ import transformers
 import clip_core
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _layouts import hf_encoder_layer_from_ours
 from _timing import interleaved_seconds, median_ratio
 
 
@@ -58,18 +59,7 @@ def hf_vision_from_ours(model: clip_core.ClipModel) -> Any:
         "visual_projection.weight": ours["proj.weight"],
     }
     for i in range(image.layers):  # type: ignore[attr-defined]
-        src, dst = f"trunk.blocks.{i}.", f"{root}encoder.layers.{i}."
-        for part in ("weight", "bias"):
-            for name, chunk in zip("qkv", ours[f"{src}attn.qkv.{part}"].chunk(3), strict=True):
-                state[f"{dst}self_attn.{name}_proj.{part}"] = chunk
-            for theirs, mine in (
-                ("layer_norm1", "norm1"),
-                ("self_attn.out_proj", "attn.proj"),
-                ("layer_norm2", "norm2"),
-                ("mlp.fc1", "mlp.fc1"),
-                ("mlp.fc2", "mlp.fc2"),
-            ):
-                state[f"{dst}{theirs}.{part}"] = ours[f"{src}{mine}.{part}"]
+        state |= hf_encoder_layer_from_ours(ours, f"trunk.blocks.{i}.", f"{root}encoder.layers.{i}.")
     missing, unexpected = hf.load_state_dict(state, strict=False)
     assert not unexpected and all("position_ids" in key for key in missing), (missing, unexpected)
     return hf

@@ -19,10 +19,12 @@ import torch.nn.functional as F
 import transformers
 
 import clip_core
+from clip_core.converters import TIMM_BLOCK
 from clip_encoders_text.build import convert_openai
 from clip_encoders_text.model import TextTransformer, TextTransformerConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _layouts import hf_encoder_layer_from_ours
 from _timing import median_seconds
 
 LABELS = ("cat", "dog", "car", "airplane", "bird", "ship", "truck", "horse", "deer", "frog", "apple", "tiger")
@@ -41,19 +43,9 @@ def hf_state_from_ours(tower: TextTransformer) -> dict[str, torch.Tensor]:
         f"{root}final_layer_norm.bias": ours["ln_final.bias"],
         "text_projection.weight": ours["text_projection.weight"],
     }
+    names = {**TIMM_BLOCK, "fc1": "fc1", "fc2": "fc2"}  # this tower's MLP sits on the block itself
     for i in range(len(tower.blocks)):
-        src, dst = f"blocks.{i}.", f"{root}encoder.layers.{i}."
-        for part in ("weight", "bias"):
-            for name, chunk in zip("qkv", ours[f"{src}attn.qkv.{part}"].chunk(3), strict=True):
-                state[f"{dst}self_attn.{name}_proj.{part}"] = chunk
-            for theirs, mine in (
-                ("layer_norm1", "norm1"),
-                ("self_attn.out_proj", "attn.proj"),
-                ("layer_norm2", "norm2"),
-                ("mlp.fc1", "fc1"),
-                ("mlp.fc2", "fc2"),
-            ):
-                state[f"{dst}{theirs}.{part}"] = ours[f"{src}{mine}.{part}"]
+        state |= hf_encoder_layer_from_ours(ours, f"blocks.{i}.", f"{root}encoder.layers.{i}.", names)
     return state
 
 
