@@ -12,7 +12,6 @@ length, ``vocab_size``). Keys a config leaves out take transformers' defaults. W
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from clip_core.checkpoints.infer import InferredCard, inferred_name, mlp_ratio, resolve_card
-from clip_core.checkpoints.native import read_safetensors
+from clip_core.checkpoints.native import read_json_object, read_safetensors
 from clip_core.checkpoints.statedict import read_state_dict
 from clip_core.checkpoints.strict import listing
 from clip_core.errors import CheckpointError
@@ -72,12 +71,7 @@ def infer_from_hf_config(directory: Path) -> InferredCard:
     """The card for the transformers ``CLIPModel`` in ``directory``, read from its ``config.json``: the registered
     card with that architecture if there is one, else a card named ``inferred-<directory name>``."""
     config_path = directory / CONFIG_FILE
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{config_path}: cannot read the configuration ({exc})") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{config_path}: not a JSON object")
+    config = read_json_object(config_path, "the configuration")
     data = hf_card_data(config, config_path)
     return resolve_card(data, directory, origin=f"{config_path.name}", assumed=None)
 
@@ -180,11 +174,7 @@ def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_shards(index: Path, read: Callable[[Path], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{index}: cannot read the shard index ({exc})") from None
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    weight_map = read_json_object(index, "the shard index").get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{index}: no weight_map")
     state: dict[str, torch.Tensor] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,7 +22,15 @@ from clip_core.errors import CardError, CheckpointError
 if TYPE_CHECKING:
     from clip_core.model import ClipModel
 
-__all__ = ["CARD_FILE", "WEIGHTS_FILE", "is_native_checkpoint", "load_native", "read_safetensors", "save_pretrained"]
+__all__ = [
+    "CARD_FILE",
+    "WEIGHTS_FILE",
+    "is_native_checkpoint",
+    "load_native",
+    "read_json_object",
+    "read_safetensors",
+    "save_pretrained",
+]
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -57,6 +65,18 @@ def save_pretrained(model: ClipModel, directory: str | os.PathLike[str]) -> Path
     return target
 
 
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` (a checkpoint's ``card.json`` or ``config.json``); :class:`CheckpointError`
+    naming the file and ``what`` it should hold when it cannot be read or holds something else."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot read {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: {what} is not a JSON object")
+    return data
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file (no code runs); :class:`CheckpointError` naming the file if it is unreadable."""
     try:
@@ -71,12 +91,7 @@ def load_native(directory: Path, card: CardSpec | None = None) -> ClipModel:
     """Load a checkpoint directory written by :func:`save_pretrained` (strict), optionally with another card."""
     card_path = directory / CARD_FILE
     if card is None:
-        try:
-            data = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{card_path}: cannot read the card ({exc})") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{card_path}: the card is not a JSON object")
+        data = read_json_object(card_path, "the card")
         try:
             model_card = validate_card(data, str(card_path))
         except CardError as exc:
