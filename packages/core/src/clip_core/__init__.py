@@ -20,11 +20,9 @@ from clip_core.cards import (
 from clip_core.catalog import get_card, list_cards
 from clip_core.checkpoints import load_checkpoint
 from clip_core.create import create_model
-from clip_core.embedding import EmbedResult, embed_images, embed_texts
-from clip_core.embeddingfile import Embeddings, read_embeddings
+from clip_core.embedding import Embeddings, EmbedResult, embed_images, embed_texts, read_embeddings, read_image
 from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
-from clip_core.imagefiles import read_image
 from clip_core.model import ClipModel, ClipOutput
 from clip_core.preprocess import ImagePreprocess, get_preprocess
 from clip_core.pretrained import PretrainedWeights

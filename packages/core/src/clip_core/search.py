@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clip_core.embeddingfile import Embeddings
+from clip_core.embedding.file import Embeddings
 from clip_core.errors import InputError
 from clip_core.fingerprint import model_fingerprint
 from clip_core.model import ClipModel

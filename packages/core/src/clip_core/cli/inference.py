@@ -33,8 +33,8 @@ def _stop_after(shards: int | None) -> Callable[[int], None] | None:
 
 def _cmd_embed(args: argparse.Namespace) -> None:
     from clip_core.embedding import embed_images, embed_texts, read_texts
-    from clip_core.embeddingfile import output_format
-    from clip_core.imagefiles import find_images
+    from clip_core.embedding.file import output_format
+    from clip_core.embedding.sources import find_images
 
     if bool(args.sources) == bool(args.texts):
         raise InputError("name images (files, folders, globs, list files) or --texts FILE, not both or neither")
@@ -69,8 +69,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
 
 
 def _cmd_zero_shot(args: argparse.Namespace) -> None:
-    from clip_core.embedding import read_texts
-    from clip_core.imagefiles import find_images, load_batch
+    from clip_core.embedding.sources import find_images, load_batch, read_texts
     from clip_core.preprocess import get_preprocess
     from clip_core.templates import get_templates
     from clip_core.tokenizer import get_tokenizer
@@ -131,8 +130,8 @@ def _names_images(text: str) -> bool:
 
 
 def _cmd_search(args: argparse.Namespace) -> None:
-    from clip_core.embeddingfile import read_embeddings
-    from clip_core.imagefiles import read_image
+    from clip_core.embedding.file import read_embeddings
+    from clip_core.embedding.sources import read_image
     from clip_core.search import check_model, search_by_image, search_by_text
 
     if not (args.text or args.image):
