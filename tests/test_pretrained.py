@@ -26,10 +26,10 @@ from safetensors.torch import save as save_safetensors
 
 import clip_core
 from clip_core import registry
-from clip_core.cache import cache_dir, cached_file, url_cache_path
 from clip_core.cli import main
 from clip_core.create import pretrained_card
-from clip_core.download import download_url, sha256_file
+from clip_core.hub.cache import cache_dir, cached_file, url_cache_path
+from clip_core.hub.download import download_url, sha256_file
 from clip_core.model import ClipModel
 
 #: The pretrained tags open_clip 3.3 lists for each card (FACTS.md); each must be registered for its card.

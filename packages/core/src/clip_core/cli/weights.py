@@ -12,7 +12,7 @@ from clip_core.cli.tables import print_table
 
 
 def _cmd_pretrained_list(args: argparse.Namespace) -> None:
-    from clip_core.cache import cached_file
+    from clip_core.hub.cache import cached_file
 
     cards = [registry.card_entry(args.card).name] if args.card else list_cards()
     entries = [registry.pretrained_weights(card, tag) for card in cards for tag in registry.pretrained_tags(card)]

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from clip_core.pretrained import PretrainedWeights
+from clip_core.hub.pretrained import PretrainedWeights
 
 __all__ = ["CACHE_ENV", "cache_dir", "cached_file", "hub_cache_dir", "lock_path", "url_cache_path"]
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from clip_core.cache import hub_cache_dir, lock_path, url_cache_path
 from clip_core.errors import PretrainedError
-from clip_core.pretrained import PretrainedWeights
+from clip_core.hub.cache import hub_cache_dir, lock_path, url_cache_path
+from clip_core.hub.pretrained import PretrainedWeights
 
 __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "download_hub", "download_url", "fetch_weights", "sha256_file"]
 
@@ -68,7 +68,7 @@ def download_url(
     timeout: float = CONNECT_TIMEOUT,
     retries: int = 3,
 ) -> Path:
-    """Download ``url`` into the cache (``root``, default :func:`clip_core.cache.cache_dir`) and return its path.
+    """Download ``url`` into the cache (``root``, default :func:`clip_core.hub.cache.cache_dir`) and return its path.
 
     A file already in the cache is returned without any request. Otherwise the server is probed (``timeout``
     seconds for DNS and connect together), the file streams to ``<file>.partial`` with a progress bar
