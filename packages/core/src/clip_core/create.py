@@ -13,6 +13,7 @@ from clip_core.checkpoints.statedict import STATE_DICT_SUFFIXES
 from clip_core.errors import PretrainedError
 from clip_core.hub.cache import url_cache_path
 from clip_core.hub.download import fetch_weights
+from clip_core.hub.hfhub import is_hub_name
 from clip_core.hub.pretrained import PretrainedWeights
 from clip_core.model import ClipModel
 
@@ -28,10 +29,20 @@ def create_model(card: CardSpec, pretrained: str | os.PathLike[str] | None = Non
     card the weights need (:func:`pretrained_card`: the card with the activation the weights were trained with,
     e.g. ``ViT-B-32`` with ``openai`` gives ``ViT-B-32-quickgelu``). Without a network, a tag whose file is not
     cached raises :class:`PretrainedError` within seconds, saying how to pass a copy of the file instead.
+
+    ``card`` may also be a Hugging Face hub name, ``hf-hub:ORG/NAME[@REVISION]``: the model the repository holds
+    (this SDK's, open_clip's or transformers' layout), loaded as :func:`~clip_core.load_checkpoint` loads it (eval
+    mode, the card from the repository); ``pretrained`` may be one too, to load a repository into ``card``.
     """
+    if is_hub_name(card):
+        if pretrained is not None:
+            raise PretrainedError(f"{card}: a hub name brings its own weights; pretrained= goes with a card")
+        return load_checkpoint(str(card))
     model_card = get_card(card)
     if pretrained is None:
         return ClipModel(model_card)
+    if is_hub_name(pretrained):
+        return load_checkpoint(pretrained, card=model_card)
     if isinstance(pretrained, os.PathLike) or Path(pretrained).exists() or _names_a_file(model_card, pretrained):
         return load_checkpoint(pretrained, card=model_card)
     weights = registry.pretrained_weights(model_card.name, pretrained)

@@ -29,6 +29,7 @@ from clip_core.checkpoints.statedict import STATE_DICT_SUFFIXES, read_state_dict
 from clip_core.checkpoints.strict import load_state_dict_strict, model_from_state, skeleton
 from clip_core.checkpoints.torchscript import is_torchscript, read_torchscript
 from clip_core.errors import CheckpointError
+from clip_core.hub.hfhub import hub_snapshot, is_hub_name
 
 if TYPE_CHECKING:
     from clip_core.model import ClipModel
@@ -70,6 +71,11 @@ def load_checkpoint(path: str | os.PathLike[str], card: CardSpec | None = None) 
 
     ``path`` is one of:
 
+    - a Hugging Face hub name, ``hf-hub:ORG/NAME`` or ``hf-hub:ORG/NAME@REVISION`` (a branch, tag or commit), whose
+      repository holds one of the folders below (this SDK's, open_clip's or transformers'); it is fetched into the
+      standard Hugging Face cache (``HF_HOME``) and read from there, offline too (``HF_HUB_OFFLINE=1``) once
+      cached; not cached and unreachable, it fails within seconds with :class:`PretrainedError` (see
+      :mod:`clip_core.hub.hfhub`);
     - a directory written by ``ClipModel.save_pretrained`` (``card.json`` + ``model.safetensors``);
     - an open_clip folder (``open_clip_config.json`` + ``open_clip_model.safetensors`` or
       ``open_clip_pytorch_model.bin``), as open_clip's hub repositories hold them;
@@ -100,8 +106,8 @@ def load_checkpoint(path: str | os.PathLike[str], card: CardSpec | None = None) 
 
 def open_checkpoint(path: str | os.PathLike[str], card: CardSpec | None = None) -> LoadedCheckpoint:
     """:func:`load_checkpoint`, also saying which format was read and how the card was chosen."""
-    source = Path(path)
     inferred: InferredCard | None = None
+    source = hub_snapshot(str(path)) if is_hub_name(path) else Path(path)
     if not source.exists():
         raise CheckpointError(f"{source}: no such file or directory")
     if is_native_checkpoint(source):

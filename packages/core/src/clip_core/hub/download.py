@@ -32,7 +32,15 @@ from clip_core.errors import PretrainedError
 from clip_core.hub.cache import hub_cache_dir, lock_path, url_cache_path
 from clip_core.hub.pretrained import PretrainedWeights
 
-__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "download_hub", "download_url", "fetch_weights", "sha256_file"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+    "download_hub",
+    "download_url",
+    "fetch_weights",
+    "sha256_file",
+    "unreachable",
+]
 
 #: Seconds the probe of a server (DNS lookup and TCP connect together) may take before the network counts as down.
 CONNECT_TIMEOUT = 10.0
@@ -314,6 +322,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- probing the network ------------------------------------------------------------------------------------------
+def unreachable(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why the server of ``url`` (or the proxy for it) cannot be reached within ``timeout`` seconds, or None when it
+    accepts a connection."""
+    try:
+        _probe(url, timeout)
+    except _Unreachable as exc:
+        return str(exc)
+    return None
+
+
 def _probe(url: str, timeout: float) -> None:
     """Check within ``timeout`` seconds that the server of ``url`` (or the proxy for it) accepts a TCP connection;
     :class:`_Unreachable` saying why not (DNS failure, connection refused, no answer)."""
