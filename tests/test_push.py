@@ -122,6 +122,11 @@ def test_a_bad_repository_or_format_is_refused_before_any_request(
         push_to_hub(tiny, repo_id, format=format)  # type: ignore[arg-type]
 
 
+def test_a_push_to_a_commit_is_refused_it_goes_to_a_branch(tiny: clip_core.ClipModel) -> None:
+    with pytest.raises(clip_core.PretrainedError, match=r"a push goes to a branch; '0{40}' is a commit"):
+        tiny.push_to_hub("someone/tiny-model", revision="0" * 40)
+
+
 def test_clip_push_prepares_or_uploads_and_reports_a_failure_in_one_line(
     tiny: clip_core.ClipModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,16 +27,26 @@ from clip_core.errors import PretrainedError
 from clip_core.hub.download import CONNECT_TIMEOUT, unreachable
 from clip_core.hub.settings import hub_cache, hub_endpoint, hub_offline
 
-__all__ = ["HUB_PREFIX", "HubName", "cached_snapshot", "hub_snapshot", "is_hub_name", "layout_files"]
+__all__ = [
+    "HUB_PREFIX",
+    "HubName",
+    "cached_snapshot",
+    "hub_snapshot",
+    "is_commit",
+    "is_hub_name",
+    "layout_files",
+    "parse_hub_name",
+]
 
 #: The prefix of a hub name (open_clip's notation).
 HUB_PREFIX = "hf-hub:"
 
 _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-_LAYOUTS = "card.json + model.safetensors (clip-sdk), open_clip_config.json + open_clip_model.safetensors or "
-_LAYOUTS += "open_clip_pytorch_model.bin (open_clip), or config.json + model.safetensors or pytorch_model.bin "
-_LAYOUTS += "(transformers)"
+_LAYOUTS = (
+    "card.json + model.safetensors (clip-sdk), open_clip_config.json + open_clip_model.safetensors or "
+    "open_clip_pytorch_model.bin (open_clip), or config.json + model.safetensors or pytorch_model.bin (transformers)"
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,11 @@ class HubName:
         return self.revision or "main"
 
 
+def is_commit(revision: str) -> bool:
+    """Whether ``revision`` is a commit (40 hex digits) rather than a branch or tag."""
+    return _COMMIT.fullmatch(revision) is not None
+
+
 def is_hub_name(value: object) -> bool:
     """Whether ``value`` is a string naming a hub model (``hf-hub:...``)."""
     return isinstance(value, str) and value.startswith(HUB_PREFIX)
@@ -64,7 +79,7 @@ def parse_hub_name(name: str) -> HubName:
     """``hf-hub:ORG/NAME[@REVISION]`` as a :class:`HubName`; :class:`PretrainedError` when it is malformed."""
     body = name.removeprefix(HUB_PREFIX)
     repo_id, _, revision = body.partition("@")
-    if not _REPO.fullmatch(repo_id) or ".." in repo_id or (body.count("@") and not revision.strip()):
+    if not _REPO.fullmatch(repo_id) or ".." in repo_id or ("@" in body and not revision.strip()):
         raise PretrainedError(
             f"{name!r}: expected hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION (a branch, tag or commit)"
         )
@@ -79,10 +94,14 @@ def layout_files(files: Collection[str]) -> list[str] | None:
     from clip_core.checkpoints.openclip import CONFIG_FILE as OPEN_CLIP_CONFIG
     from clip_core.checkpoints.openclip import WEIGHT_FILES as OPEN_CLIP_WEIGHTS
 
-    for config, weights in (((CARD_FILE,), (WEIGHTS_FILE,)), ((OPEN_CLIP_CONFIG,), OPEN_CLIP_WEIGHTS)):
+    folders: tuple[tuple[str, tuple[str, ...]], ...] = (
+        (CARD_FILE, (WEIGHTS_FILE,)),
+        (OPEN_CLIP_CONFIG, OPEN_CLIP_WEIGHTS),
+    )
+    for config, weights in folders:
         chosen = next((name for name in weights if name in files), None)
-        if config[0] in files and chosen is not None:
-            return [config[0], chosen]
+        if config in files and chosen is not None:
+            return [config, chosen]
     chosen = next((name for name in HF_WEIGHTS if name in files), None)
     if HF_CONFIG not in files or chosen is None:
         return None
@@ -99,7 +118,7 @@ def cached_snapshot(name: HubName, cache: Path | None = None) -> Path | None:
     The commit is the revision itself when it is one, else the one ``refs/<revision>`` names.
     """
     folder = (cache or hub_cache()) / ("models--" + name.repo_id.replace("/", "--"))
-    commit: str | None = name.ref if _COMMIT.fullmatch(name.ref) else None
+    commit: str | None = name.ref if is_commit(name.ref) else None
     if commit is None:
         ref = folder / "refs" / name.ref
         try:
@@ -118,7 +137,7 @@ def hub_snapshot(name: str | HubName, *, timeout: float = CONNECT_TIMEOUT) -> Pa
     endpoint = hub_endpoint()
     what = f"cannot load {hub} from the Hugging Face hub ({endpoint}/{hub.repo_id})"
     cached = cached_snapshot(hub, cache)
-    if cached is not None and (_COMMIT.fullmatch(hub.ref) or hub_offline()):
+    if cached is not None and (is_commit(hub.ref) or hub_offline()):
         return cached
     not_cached = f"revision {hub.ref!r} is not in the Hugging Face cache {cache}"
     if hub_offline():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from clip_core.errors import ClipError, PretrainedError
 from clip_core.hub.download import CONNECT_TIMEOUT, unreachable
-from clip_core.hub.hfhub import HUB_PREFIX, parse_hub_name
+from clip_core.hub.hfhub import HUB_PREFIX, is_commit, parse_hub_name
 from clip_core.hub.settings import hub_endpoint, hub_offline
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ def push_to_hub(
     endpoint = hub_endpoint()
     what = f"cannot push to {endpoint}/{repo_id}" + (f" (revision {revision!r})" if revision else "")
     _check_format(format)
+    if name.revision is not None and is_commit(name.revision):
+        raise PretrainedError(f"{what}: a push goes to a branch; {revision!r} is a commit")
     if hub_offline():
         raise PretrainedError(f"{what}: HF_HUB_OFFLINE is set")
     reason = unreachable(endpoint, timeout)
