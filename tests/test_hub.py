@@ -21,6 +21,7 @@ import transformers
 import clip_core
 from clip_core.cli import main
 from clip_core.hub.hfhub import HubName, cached_snapshot, layout_files, parse_hub_name
+from clip_core.hub.settings import hub_cache, hub_endpoint, hub_offline
 
 COMMIT_1 = "1" * 40
 COMMIT_2 = "2" * 40
@@ -31,7 +32,16 @@ VIT_CFG = {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8}
 @pytest.fixture(autouse=True)
 def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh Hugging Face home, the hub offline, and no proxy between the tests and the loopback interface."""
-    for name in ("HF_HUB_CACHE", "HF_ENDPOINT", "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+    for name in (
+        "HF_HUB_CACHE",
+        "HF_ENDPOINT",
+        "TRANSFORMERS_OFFLINE",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "hf-home"
     monkeypatch.setenv("HF_HOME", str(home))
@@ -235,6 +245,22 @@ def test_a_cached_snapshot_is_found_by_commit_or_by_ref_without_a_request(hf_hom
     assert cached_snapshot(HubName("someone/x", COMMIT_1)) == snapshot
     assert cached_snapshot(HubName("someone/x", COMMIT_2)) is None
     assert cached_snapshot(HubName("someone/x", "v9")) is None
+
+
+def test_the_hub_settings_follow_the_environment_at_each_call(
+    hf_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert hub_cache() == hf_home / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    assert hub_cache() == tmp_path / "elsewhere"
+    for value, offline in (("1", True), ("yes", True), ("ON", True), ("0", False), ("false", False)):
+        monkeypatch.setenv("HF_HUB_OFFLINE", value)
+        assert hub_offline() is offline
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert hub_offline()
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
+    assert hub_endpoint() == "http://127.0.0.1:9"
 
 
 # -- the command line -----------------------------------------------------------------------------------------------
