@@ -209,7 +209,9 @@ def test_with_the_hub_unreachable_the_cached_revision_is_used(
     assert torch.equal(model.logit_scale, reference.logit_scale)
 
 
-@pytest.mark.parametrize("name", ["hf-hub:tiny", "hf-hub:a/b/c", "hf-hub:a/b@", "hf-hub:a/../b", "hf-hub:/b"])
+@pytest.mark.parametrize(
+    "name", ["hf-hub:tiny", "hf-hub:a/b/c", "hf-hub:a/b@", "hf-hub:a/../b", "hf-hub:/b", "hf-hub:a/b@../../x"]
+)
 def test_malformed_hub_names_are_refused_saying_the_form(name: str) -> None:
     with pytest.raises(clip_core.PretrainedError, match=r"expected hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION"):
         clip_core.load_checkpoint(name)

@@ -79,11 +79,13 @@ def parse_hub_name(name: str) -> HubName:
     """``hf-hub:ORG/NAME[@REVISION]`` as a :class:`HubName`; :class:`PretrainedError` when it is malformed."""
     body = name.removeprefix(HUB_PREFIX)
     repo_id, _, revision = body.partition("@")
-    if not _REPO.fullmatch(repo_id) or ".." in repo_id or ("@" in body and not revision.strip()):
+    revision = revision.strip()
+    bad_revision = ".." in revision or revision.startswith("/") or any(char.isspace() for char in revision)
+    if not _REPO.fullmatch(repo_id) or ".." in repo_id or ("@" in body and not revision) or bad_revision:
         raise PretrainedError(
             f"{name!r}: expected hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION (a branch, tag or commit)"
         )
-    return HubName(repo_id, revision.strip() or None)
+    return HubName(repo_id, revision or None)
 
 
 def layout_files(files: Collection[str]) -> list[str] | None:
@@ -126,7 +128,7 @@ def cached_snapshot(name: HubName, cache: Path | None = None) -> Path | None:
         except OSError:
             return None
     snapshot = folder / "snapshots" / commit
-    return snapshot if commit and snapshot.is_dir() else None
+    return snapshot if is_commit(commit) and snapshot.is_dir() else None
 
 
 def hub_snapshot(name: str | HubName, *, timeout: float = CONNECT_TIMEOUT) -> Path:
