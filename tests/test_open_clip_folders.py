@@ -1,5 +1,6 @@
 """open_clip folders (``open_clip_config.json`` + ``open_clip_model.safetensors`` or ``open_clip_pytorch_model.bin``)
-load with ``load_checkpoint``: built here with open_clip's own code, they give open_clip's embeddings."""
+load with ``load_checkpoint``: built here with open_clip's own code (ViT, modified ResNet and timm image towers),
+they give open_clip's embeddings."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from clip_core.checkpoints.openclip import infer_from_open_clip_config
 TEXT_CFG = {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
 VIT_CFG = {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32}
 RESNET_CFG = {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16}
+TIMM_CFG = {"timm_model_name": "test_convnext", "timm_pool": "avg", "timm_proj": "linear", "image_size": 64}
 
 
 def open_clip_folder(
@@ -59,16 +61,20 @@ def assert_open_clip_embeddings(model: clip_core.ClipModel, reference: Any) -> N
 
 
 @pytest.mark.parametrize("quick_gelu", [False, True], ids=["gelu", "quick_gelu"])
-@pytest.mark.parametrize("vision", [VIT_CFG, RESNET_CFG], ids=["vit", "resnet"])
+@pytest.mark.parametrize(
+    ("vision", "kind"),
+    [(VIT_CFG, "vit"), (RESNET_CFG, "modified-resnet"), (TIMM_CFG, "timm")],
+    ids=["vit", "resnet", "timm"],
+)
 def test_an_open_clip_folder_loads_without_a_card_and_gives_open_clips_embeddings(
-    vision: dict[str, Any], quick_gelu: bool, tmp_path: Path
+    vision: dict[str, Any], kind: str, quick_gelu: bool, tmp_path: Path
 ) -> None:
     reference = open_clip_folder(tmp_path / "small", vision, quick_gelu=quick_gelu)
     loaded = open_checkpoint(tmp_path / "small")
     card = loaded.model.card
     assert loaded.format == "open_clip directory"
     assert card.name == "inferred-small" and card.embed_dim == 24
-    assert card.image.kind == ("vit" if vision is VIT_CFG else "modified-resnet")
+    assert card.image.kind == kind
     assert card.text.model_dump()["activation"] == ("quick_gelu" if quick_gelu else "gelu")
     assert_open_clip_embeddings(loaded.model, reference)
 
@@ -98,7 +104,7 @@ def test_a_registered_architecture_loads_as_the_registered_card(tmp_path: Path) 
     ("section", "field", "value"),
     [
         ("vision_cfg", "ls_init_value", 0.1),
-        ("vision_cfg", "timm_model_name", "convnext_tiny"),
+        ("vision_cfg", "no_ln_pre", True),
         ("text_cfg", "hf_tokenizer_name", "bert-base-uncased"),
         ("text_cfg", "pool_type", "last"),
         ("text_cfg", "a_new_option", True),

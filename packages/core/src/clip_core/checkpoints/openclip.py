@@ -6,8 +6,9 @@
 configuration (``embed_dim``, ``quick_gelu``, ``vision_cfg``, ``text_cfg``), ``preprocess_cfg`` its preprocessing
 (``mean``, ``std``, ``interpolation``, ``resize_mode``). The card follows them: a ``vision_cfg`` whose ``layers``
 is a list gives a ``modified-resnet`` tower, an integer a ``vit`` tower (heads = width // ``head_width``, 64 by
-default, as open_clip); ``text_cfg`` gives a ``text-transformer`` tower; ``quick_gelu`` sets the activation of
-both. Options this SDK's towers do not implement (timm or Hugging Face towers, layer scale, attentional pooling,
+default, as open_clip), a ``timm_model_name`` a ``timm`` tower (``timm_pool``, ``timm_proj``, ...); ``text_cfg``
+gives a ``text-transformer`` tower; ``quick_gelu`` sets the activation of the transformers. Options this SDK's
+towers do not implement (Hugging Face text towers, layer scale, attentional pooling,
 other poolings or norms, custom attention blocks, another tokenizer) are refused naming the field, rather than
 loaded into a network that would give other numbers. Keys a config leaves out take open_clip's defaults. The
 weights are in open_clip's layout and load through the towers' converters.
@@ -43,7 +44,6 @@ WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 _HEAD_WIDTH = 64
 #: Fields that change the network, with the only value this SDK's towers implement (open_clip's default).
 _VISION_FIXED: Mapping[str, Any] = {
-    "timm_model_name": None,
     "ls_init_value": None,
     "attentional_pool": False,
     "no_ln_pre": False,
@@ -80,8 +80,10 @@ _TEXT_FIXED: Mapping[str, Any] = {
     "scale_fc": False,
 }
 #: Fields read into the card, or that leave the network as it is (training-time or output options).
-_VISION_READ = {"layers", "width", "head_width", "mlp_ratio", "patch_size", "image_size"}
+_VISION_READ = {"layers", "width", "head_width", "mlp_ratio", "patch_size", "image_size", "timm_model_name"}
+_VISION_READ |= {"timm_pool", "timm_proj", "timm_proj_bias", "timm_drop", "timm_drop_path"}
 _VISION_FREE = {"patch_dropout", "output_tokens", "block_type", "attn_pooler_queries", "attn_pooler_heads"}
+_VISION_FREE |= {"timm_model_pretrained"}  # the file's weights replace whatever timm starts from
 _TEXT_READ = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"}
 _TEXT_FREE = {"tokenizer_kwargs", "pad_id", "eos_id", "output_tokens", "block_type", "hf_model_pretrained"}
 _TEXT_FREE |= {"hf_proj_type", "hf_pooler_type"}
@@ -192,6 +194,18 @@ def _image_tower(vision: Mapping[str, Any], activation: str, source: Path) -> di
         if len(size) != 2 or size[0] != size[1]:
             raise CheckpointError(f"{source}: model_cfg.vision_cfg.image_size {size} is not square")
         size = size[0]
+    if vision.get("timm_model_name"):
+        proj = vision.get("timm_proj", "linear")
+        return {
+            "kind": "timm",
+            "model_name": vision["timm_model_name"],
+            "image_size": size,
+            "pool": vision.get("timm_pool", "avg"),
+            "proj": "classifier" if proj == "" else proj,  # open_clip's empty timm_proj: timm's own head
+            "proj_bias": vision.get("timm_proj_bias", False),
+            "drop": vision.get("timm_drop", 0.0),
+            "drop_path": vision.get("timm_drop_path"),
+        }
     layers = vision.get("layers", 12)
     width = vision.get("width", 768)
     head_width = vision.get("head_width", _HEAD_WIDTH)
