@@ -190,6 +190,14 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     monkeypatch.setenv("HF_ENDPOINT", state.endpoint)
+    # as if HF_ENDPOINT had been set before huggingface_hub was imported: older clients (0.25, the lowest allowed)
+    # read it then, for file URLs and for the repository URL of a commit
+    import huggingface_hub.file_download
+
+    template = state.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", state.endpoint)
+    for module in (huggingface_hub.constants, huggingface_hub.file_download):
+        monkeypatch.setattr(module, "HUGGINGFACE_CO_URL_TEMPLATE", template, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
