@@ -90,7 +90,7 @@ def run_server(
     *,
     log_level: str = "info",
     access_log: bool = True,
-    graceful_timeout: float = 30.0,
+    graceful_timeout: int = 30,
 ) -> None:
     """Serve ``app`` with uvicorn until SIGINT or SIGTERM, which let the requests in flight finish first (for at
     most ``graceful_timeout`` seconds). Binds to loopback unless ``host`` says otherwise."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence, Sized
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -90,7 +90,7 @@ def create_app(
 
 def _add_page_routes(app: FastAPI, service: Service) -> None:
     searched = service.searcher.name if service.searcher is not None else None
-    rows = len(service.searcher) if hasattr(service.searcher, "__len__") else None
+    rows = len(service.searcher) if isinstance(service.searcher, Sized) else None
 
     def state(**fields: Any) -> PageState:
         return PageState(model=service.model_name, searched=searched, rows=rows, **fields)
@@ -148,7 +148,8 @@ def _add_page_routes(app: FastAPI, service: Service) -> None:
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"])
     async def metrics() -> PlainTextResponse:
         """Prometheus metrics: requests by route and status, latencies, batch sizes per modality."""
-        return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4")
+        waiting = {"text": service.text_batcher.waiting, "image": service.image_batcher.waiting}
+        return PlainTextResponse(service.metrics.render(waiting), media_type="text/plain; version=0.0.4")
 
 
 class _Timing:

@@ -50,6 +50,12 @@ class DynamicBatcher(Generic[In, Out]):
         self._on_batch = on_batch
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Inputs submitted whose outputs are not yet returned (queued, gathering, or in the running batch)."""
+        return self._waiting
 
     def start(self) -> None:
         """Start the collector on the running event loop."""
@@ -78,7 +84,11 @@ class DynamicBatcher(Generic[In, Out]):
         futures: list[asyncio.Future[Out]] = [loop.create_future() for _ in inputs]
         for item, future in zip(inputs, futures, strict=True):
             self._queue.put_nowait((item, future))
-        return list(await asyncio.gather(*futures))
+        self._waiting += len(futures)
+        try:
+            return list(await asyncio.gather(*futures))
+        finally:
+            self._waiting -= len(futures)
 
     async def _collect(self) -> None:
         assert self._queue is not None

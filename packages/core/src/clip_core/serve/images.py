@@ -8,7 +8,7 @@ import io
 import os
 import warnings
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from clip_core.errors import InputError
 from clip_core.imagefiles import read_image
@@ -54,7 +54,7 @@ def decode_image(content: bytes) -> Image.Image:
     except InputError:
         raise
     except Exception as exc:  # Pillow raises many kinds for corrupt data
-        reason = "not an image Pillow can read" if isinstance(exc, Image.UnidentifiedImageError) else str(exc)
+        reason = "not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise InputError(f"the image cannot be decoded ({reason or type(exc).__name__})") from None
     return image
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 
 __all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "Metrics"]
 
@@ -55,8 +56,9 @@ class Metrics:
             self._batches.setdefault(labels, _Histogram(BATCH_BUCKETS)).observe(size)
             self._inputs[labels] += size
 
-    def render(self) -> str:
-        """Everything in Prometheus's text exposition format (version 0.0.4)."""
+    def render(self, waiting: Mapping[str, int] | None = None) -> str:
+        """Everything in Prometheus's text exposition format (version 0.0.4), with the inputs ``waiting`` for the
+        model per modality."""
         with self._lock:
             lines = ["# HELP clip_requests_total HTTP requests answered.", "# TYPE clip_requests_total counter"]
             lines += [f"clip_requests_total{_format(key)} {value}" for key, value in sorted(self._requests.items())]
@@ -64,6 +66,10 @@ class Metrics:
             lines += _histogram_lines("clip_batch_size", "Inputs per forward pass of the model.", self._batches)
             lines += ["# HELP clip_inputs_total Inputs embedded.", "# TYPE clip_inputs_total counter"]
             lines += [f"clip_inputs_total{_format(labels)} {value}" for labels, value in sorted(self._inputs.items())]
+        lines += ["# HELP clip_inputs_waiting Inputs waiting for the model.", "# TYPE clip_inputs_waiting gauge"]
+        lines += [
+            f"clip_inputs_waiting{_format((('modality', key),))} {n}" for key, n in sorted((waiting or {}).items())
+        ]
         return "\n".join(lines) + "\n"
 
 

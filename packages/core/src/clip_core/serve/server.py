@@ -15,7 +15,7 @@ def run_server(
     *,
     log_level: str = "info",
     access_log: bool = True,
-    graceful_timeout: float = 30.0,
+    graceful_timeout: int = 30,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM.
 
