@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from pathlib import PurePath
 
 from clip_core.search import SearchHit
 
@@ -93,5 +94,6 @@ def _result(hit: SearchHit, image: bool) -> str:
     caption = f'<div class="caption"><span class="score">{hit.score:.4f}</span>'
     if image:
         picture = f'<img src="/thumbnails/{hit.row}" alt="{source}" title="{source}">'
-        return f'<li>{picture}{caption}<span class="source">{source}</span></div></li>'
+        name = escape(PurePath(hit.source).name or hit.source)
+        return f'<li>{picture}{caption}<span class="source">{name}</span></div></li>'
     return f'<li><div class="text">{source}</div>{caption}row {hit.row}</div></li>'
