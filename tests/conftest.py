@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity tests must run, never skip
-    for peer in ("open_clip", "transformers"):
+    for peer in ("open_clip", "transformers", "fastapi", "uvicorn", "multipart", "httpx"):
         importlib.import_module(peer)
 
 
