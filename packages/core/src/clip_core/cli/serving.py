@@ -26,6 +26,12 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         raise InputError(f"--max-wait-ms must not be negative, got {args.max_wait_ms}")
     if args.max_request_mb <= 0:
         raise InputError(f"--max-request-mb must be positive, got {args.max_request_mb}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     searcher: Searcher | None = None
     embeddings = read_embeddings(args.embeddings) if args.embeddings else None
     if args.index:
@@ -92,6 +98,12 @@ def add_parsers(commands: Any) -> None:
         type=float,
         default=20.0,
         help="largest request body accepted, in megabytes (20)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the model's computations (default: torch's, one per core); on a busy machine fewer "
+        "threads can be faster",
     )
     serve.add_argument(
         "--log-level",
