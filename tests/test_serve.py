@@ -171,6 +171,22 @@ def test_classify_equals_zero_shot_predict_with_the_same_templates(client: httpx
     assert probabilities == sorted(probabilities, reverse=True)
 
 
+def test_the_page_searches_by_text_and_by_an_uploaded_image(client: httpx.Client, library: Any) -> None:
+    page = client.get("/", params={"q": "a red circle", "k": 3})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none': no scripts at all
+    assert page.text.count('<img src="/thumbnails/') == 3
+    upload = (library.pictures / "green-triangle.png").read_bytes()
+    found = client.post("/", files={"image": ("green-triangle.png", upload, "image/png")}, data={"k": "2"})
+    assert found.status_code == 200 and found.text.count('<img src="/thumbnails/') == 2
+    rows = [entry["source"] for entry in read_embeddings(library.embeddings).entries]
+    first = int(found.text.split('<img src="/thumbnails/')[1].split('"')[0])
+    assert rows[first].endswith("green-triangle.png")  # the picture finds itself first
+    broken = client.post("/", files={"image": ("notes.png", b"not a picture", "image/png")})
+    assert broken.status_code == 400 and "notes.png: the image cannot be decoded" in broken.text
+    assert client.post("/", files={"image": ("empty.png", b"", "image/png")}).status_code == 400
+
+
 BAD_REQUESTS: list[tuple[str, str, Any, int, str | None]] = [
     ("/v1/embeddings", "malformed JSON", b'{"input": ["a", ', 400, None),
     ("/v1/embeddings", "not an object", b"[1, 2]", 400, None),

@@ -198,6 +198,11 @@ def test_serve_refuses_bad_options_and_embeddings_of_another_model_in_one_line(
     out = tmp_path / "e.npy"
     assert main(["embed", str(tmp_path / "red.png"), "--model", "tiny", "-o", str(out), "--workers", "0"]) == 0
     assert main(["serve", "--model", "tiny-wide", "--embeddings", str(out), "--max-batch", "0"]) == 2
+    assert main(["serve", "--model", "tiny-wide", "--threads", "0"]) == 2
     assert main(["serve", "--model", "tiny-wide", "--embeddings", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--max-batch must be at least 1" in err and "card 'tiny-wide' embeds 32 wide" in err
+    assert (
+        "--max-batch must be at least 1" in err
+        and "--threads must be at least 1" in err
+        and "card 'tiny-wide' embeds 32 wide" in err
+    )
