@@ -206,3 +206,20 @@ def test_serve_refuses_bad_options_and_embeddings_of_another_model_in_one_line(
         and "--threads must be at least 1" in err
         and "card 'tiny-wide' embeds 32 wide" in err
     )
+
+
+def test_an_index_shows_as_thumbnails_only_the_rows_it_has_returned(tmp_path: Path) -> None:
+    from clip_core.embeddingfile import write_embeddings
+    from clip_core.serve.searchers import EmbeddingsSearcher, IndexSearcher
+
+    vectors = torch.nn.functional.normalize(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
+    sources = [str(tmp_path / f"{row}.png") for row in range(5)]
+    write_embeddings(tmp_path / "e.npy", vectors, [{"source": source} for source in sources], {})
+    exact = EmbeddingsSearcher(tmp_path / "e.npy")
+    assert [exact.image_file(row) for row in (0, 4, 5, -1)] == [Path(sources[0]), Path(sources[4]), None, None]
+    index = IndexSearcher(exact, "e.index")  # any object with .search(queries, top_k) stands behind an index
+    assert all(index.image_file(row) is None for row in range(5))
+    [hits] = index.search(vectors[2:3], 2)
+    assert hits[0].row == 2
+    shown = {row for row in range(5) if index.image_file(row) is not None}
+    assert shown == {hit.row for hit in hits}
