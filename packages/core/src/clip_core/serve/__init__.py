@@ -9,10 +9,11 @@ The service is a FastAPI application on uvicorn (the ``clip-core[serve]`` extra,
 - ``GET /``: a search page rendered on the server, with thumbnails of the matching files.
 
 Concurrent requests are gathered per modality into one forward pass (:mod:`clip_core.serve.batcher`), run on a
-single worker thread off the event loop. Modules: ``app`` (the factory), ``api`` (the JSON routes), ``schemas``
-(request and response models), ``batcher``, ``encoder`` (the model's own preprocessing and tokenizer),
-``searchers`` (what ``/v1/search`` searches), ``images`` (``data:`` URLs and thumbnails), ``page`` (the search
-page), ``metrics``, ``apierrors`` (OpenAI's error shape), ``limits`` (the request size limit), ``server`` (uvicorn).
+single worker thread off the event loop. Modules: ``app`` (the factory and the page's routes), ``api`` (the JSON
+routes), ``service`` (the state the routes share), ``schemas`` (request and response models), ``batcher``,
+``encoder`` (the model's own preprocessing and tokenizer), ``searchers`` (what ``/v1/search`` searches), ``images``
+(``data:`` URLs and thumbnails), ``page`` (the search page), ``metrics``, ``apierrors`` (OpenAI's error shape),
+``limits`` (the request size limit), ``server`` (uvicorn).
 """
 
 from __future__ import annotations
