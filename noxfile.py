@@ -80,7 +80,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[-1])
 def parity(session: nox.Session) -> None:
     """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
-    session.install(*_editable_packages(), "packages/core[testing]", *TEST_PEERS)
+    session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS)
     session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
