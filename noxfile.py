@@ -23,6 +23,8 @@ PACKAGES = {  # folder -> (distribution, import name)
 }
 TEST_PLUGIN = "tests/plugins/clip-test-towers"
 TEST_PEERS = ["open_clip_torch==3.3.*", "transformers==5.*"]
+#: clip-core with the extras its tests exercise (FAISS indices; `clip serve`, tested over HTTP with httpx, in Chromium).
+CORE_UNDER_TEST = ["packages/core[testing,faiss,serve]", "httpx"]
 #: A card each tower package must build and run end to end when installed alone (with clip-core).
 SMOKE_CARDS = {"encoders-vit": "ViT-B-32", "encoders-resnet": "RN50"}
 SMOKE = """
@@ -69,15 +71,16 @@ def _editable_packages() -> list[str]:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version."""
-    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS)
+    """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version. The browser tests of
+    `clip serve` need Debian's chromium on PATH (`.ci/run` installs it)."""
+    session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS)
     session.run("pytest", "-m", "not slow", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
 @nox.session(python=PYTHONS[-1])
 def parity(session: nox.Session) -> None:
     """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
-    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS)
+    session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS)
     session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
@@ -92,7 +95,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package's sources (and the test plugin), at the oldest supported Python."""
-    session.install(*_editable_packages(), "packages/core[testing]", "mypy==2.4.*", "types-PyYAML")
+    session.install(*_editable_packages(), *CORE_UNDER_TEST, "mypy==2.4.*", "types-PyYAML")
     modules = [arg for _, module in PACKAGES.values() for arg in ("-p", module)]
     session.run("mypy", *modules, "-p", "clip_test_towers")
 

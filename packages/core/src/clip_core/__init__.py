@@ -29,6 +29,7 @@ from clip_core.model import ClipModel, ClipOutput
 from clip_core.preprocess import ImagePreprocess, get_preprocess
 from clip_core.protocols import ImageEncoder, TextEncoder, Tokenizer
 from clip_core.registry import register_plugin, unregister_plugin
+from clip_core.serve import create_app, run_server
 from clip_core.tokenizer import get_tokenizer
 from clip_core.towers import build_tower
 from clip_core.zeroshot import zero_shot_classifier, zero_shot_predict
@@ -67,6 +68,7 @@ __all__ = [
     "build_index",
     "build_tower",
     "card_json_schema",
+    "create_app",
     "create_model",
     "embed_images",
     "embed_texts",
@@ -80,6 +82,7 @@ __all__ = [
     "read_embeddings",
     "read_image",
     "register_plugin",
+    "run_server",
     "search_by_image",
     "search_by_text",
     "unregister_plugin",

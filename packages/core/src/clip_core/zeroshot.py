@@ -12,7 +12,7 @@ from clip_core.errors import InputError
 from clip_core.model import ClipModel
 from clip_core.protocols import Tokenizer
 
-__all__ = ["Template", "zero_shot_classifier", "zero_shot_predict"]
+__all__ = ["Template", "zero_shot_classifier", "zero_shot_predict", "zero_shot_probabilities"]
 
 #: A prompt template: a format string with one ``{}`` for the class name, or a function of the class name.
 Template = str | Callable[[str], str]
@@ -79,10 +79,26 @@ def zero_shot_predict(
         )
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        image_embeds = F.normalize(model.encode_image(pixels.to(device)).float(), dim=-1)
-        logits = model.logit_scale.exp().float() * image_embeds @ classifier.to(device, torch.float32).T
+        image_embeds = model.encode_image(pixels.to(device))
+    return zero_shot_probabilities(model, image_embeds, classifier, activation)
+
+
+def zero_shot_probabilities(
+    model: ClipModel,
+    image_embeds: torch.Tensor,
+    classifier: torch.Tensor,
+    activation: Literal["auto", "softmax", "sigmoid"] = "auto",
+) -> torch.Tensor:
+    """Class probabilities ``[B, num_classes]`` of image embeddings ``[B, embed_dim]`` (normalised here in float32),
+    as :func:`zero_shot_predict` computes them from pixels; on ``image_embeds``' device."""
+    if activation not in ("auto", "softmax", "sigmoid"):
+        raise InputError(f"activation must be 'auto', 'softmax' or 'sigmoid', got {activation!r}")
+    device = image_embeds.device
+    with torch.no_grad():
+        image_embeds = F.normalize(image_embeds.float(), dim=-1)
+        logits = model.logit_scale.exp().float().to(device) * image_embeds @ classifier.to(device, torch.float32).T
         if model.logit_bias is not None:
-            logits = logits + model.logit_bias.float()
+            logits = logits + model.logit_bias.float().to(device)
     if activation == "sigmoid" or (activation == "auto" and model.logit_bias is not None):
         return logits.sigmoid()
     return logits.softmax(dim=-1)

@@ -125,12 +125,17 @@ class EmbeddingIndex:
         return float(self.meta["recall_at_10"])
 
     @cached_property
-    def labels(self) -> list[str]:
-        """Each row's source path or text, from the embeddings file's index."""
+    def entries(self) -> list[dict[str, Any]]:
+        """Each row's entry in the embeddings file's index: ``{"row", "source"}`` (images) or ``{"row", "text"}``."""
         entries = _read_index(index_path(self.embeddings))
         if len(entries) != self.rows:
             raise InputError(f"{index_path(self.embeddings)} lists {len(entries)} rows, the index {self.rows}")
-        return [str(entry.get("source", entry.get("text", ""))) for entry in entries]
+        return entries
+
+    @cached_property
+    def labels(self) -> list[str]:
+        """Each row's source path or text, from the embeddings file's index."""
+        return [str(entry.get("source", entry.get("text", ""))) for entry in self.entries]
 
     @cached_property
     def _vectors(self) -> np.ndarray[Any, Any]:
