@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 from torch import nn
 
+from clip_core.converters import resample_position_embedding
 from clip_core.intermediates import Indices, TowerIntermediates, take_indices, to_output_format
 from clip_encoders_resnet.config import EXPANSION, ModifiedResNetConfig
 
@@ -99,6 +100,15 @@ class ModifiedResNet(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.attnpool(self.trunk.forward_features(self._trunk_input(pixels)))  # type: ignore[no-any-return]
+
+    def fit_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights for another image size made to fit this one: the attention pool's position embedding resampled
+        to this grid (bicubic, the mean token kept, as open_clip resamples a ViT's); everything else as it is."""
+        key = "attnpool.positional_embedding"
+        if key in state and state[key].dim() == 2:
+            grid = self.config.image_size // 32
+            state = {**state, key: resample_position_embedding(state[key], (grid, grid))}
+        return state
 
     def _trunk_input(self, pixels: torch.Tensor) -> torch.Tensor:
         size = self.config.image_size

@@ -16,6 +16,7 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from clip_core.converters import resample_position_embedding
 from clip_core.inplace import blocks_in_place, runs_in_place
 from clip_core.intermediates import Indices, TowerIntermediates, take_indices, to_output_format
 from clip_encoders_vit.blocks import class_token_output, in_place_parts, patch_tokens
@@ -77,6 +78,15 @@ class VitTower(nn.Module):
                 x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
         token = class_token_output(blocks[-1], x, self.config.heads)
         return self.proj(trunk.norm(token))  # type: ignore[no-any-return]
+
+    def fit_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights for another image size made to fit this one: the position embedding resampled to this grid
+        (bicubic, class token kept, as open_clip's ``resize_pos_embed``); everything else as it is."""
+        key = "trunk.pos_embed"
+        if key in state and state[key].dim() == 3:
+            grid = cast(tuple[int, int], tuple(self.trunk.patch_embed.grid_size))
+            state = {**state, key: resample_position_embedding(state[key][0], grid)[None]}
+        return state
 
     def forward_intermediates(
         self,
