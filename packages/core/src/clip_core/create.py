@@ -15,6 +15,7 @@ from clip_core.download import fetch_weights
 from clip_core.errors import PretrainedError
 from clip_core.model import ClipModel
 from clip_core.pretrained import PretrainedWeights
+from clip_core.sizing import check_size
 
 __all__ = ["create_model", "pretrained_card"]
 
@@ -28,8 +29,13 @@ def create_model(card: CardSpec, pretrained: str | os.PathLike[str] | None = Non
     card the weights need (:func:`pretrained_card`: the card with the activation the weights were trained with,
     e.g. ``ViT-B-32`` with ``openai`` gives ``ViT-B-32-quickgelu``). Without a network, a tag whose file is not
     cached raises :class:`PretrainedError` within seconds, saying how to pass a copy of the file instead.
+
+    Before anything is allocated, the model's size is estimated on the meta device: a card larger than the memory
+    available, or with more parameters than ``CLIP_MAX_PARAMS``, raises :class:`CardError` naming its parameter
+    count and the memory it needs (:func:`clip_core.sizing.check_size`).
     """
     model_card = get_card(card)
+    check_size(model_card)
     if pretrained is None:
         return ClipModel(model_card)
     if isinstance(pretrained, os.PathLike) or Path(pretrained).exists() or _names_a_file(model_card, pretrained):
