@@ -24,6 +24,9 @@ def _cmd_plugins(args: argparse.Namespace) -> None:
         return
     for info in infos:
         source = f"{info.distribution} {info.version}" if info.distribution else "registered at run time"
+        if info.error is not None:
+            print(f"{info.name}  ({source}) BROKEN, left out: {info.error}")
+            continue
         print(f"{info.name}  ({source}, plugin API {info.api_version})")
         for label in ("towers", "tokenizers", "cards", "pretrained", "losses"):
             items = getattr(info, label)
