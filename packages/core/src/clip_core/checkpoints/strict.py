@@ -105,8 +105,19 @@ def fit_to_towers(model: ClipModel, state: Mapping[str, torch.Tensor]) -> Mappin
     return state
 
 
+#: The alignment torch's CPU allocator gives every tensor. Weights read from a file can sit at any offset of the
+#: file's buffer; kernels may vectorise differently over unaligned memory and round differently, so such weights are
+#: copied into fresh (aligned) memory to compute exactly as a model built in this process does.
+_ALIGNMENT = 64
+
+
 def _laid_out_like(template: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    if value.dtype == template.dtype and value.stride() == template.stride() and not value.requires_grad:
+    if (
+        value.dtype == template.dtype
+        and value.stride() == template.stride()
+        and not value.requires_grad
+        and value.data_ptr() % _ALIGNMENT == 0
+    ):
         return value
     out = torch.empty_strided(template.shape, template.stride(), dtype=template.dtype)
     with torch.no_grad():
