@@ -180,10 +180,10 @@ def _transformers_tokenizer(workdir: Path) -> Callable[[list[str]], torch.Tensor
         from transformers import CLIPTokenizerFast  # type: ignore[attr-defined, unused-ignore]
     except ImportError as error:
         return f"transformers is not importable ({error})"
-    from clip_encoders_text.tokenizer import END_TOKEN, START_TOKEN, _read_merges, _vocabulary
+    from clip_encoders_text.vocab import END_TOKEN, START_TOKEN, read_merges, vocabulary
 
-    merges = _read_merges()
-    vocab = {token: i for i, token in enumerate(_vocabulary(merges))}
+    merges = read_merges()
+    vocab = {token: i for i, token in enumerate(vocabulary(merges))}
     specials = {"bos_token": START_TOKEN, "eos_token": END_TOKEN, "unk_token": END_TOKEN, "pad_token": END_TOKEN}
     (workdir / "vocab.json").write_text(json.dumps(vocab))
     (workdir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")

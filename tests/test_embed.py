@@ -23,9 +23,9 @@ from safetensors.torch import load_file, save_file
 import clip_core
 from clip_core.cli import main
 from clip_core.embedding import embed_images, embed_texts, partial_folder
-from clip_core.embeddingfile import read_embeddings, write_embeddings
+from clip_core.embedding.file import read_embeddings, write_embeddings
+from clip_core.embedding.sources import find_images, read_image
 from clip_core.errors import InputError
-from clip_core.imagefiles import find_images, read_image
 
 GOOD = {  # relative path -> (mode, size)
     "a.png": ("RGB", (40, 30)),

@@ -21,7 +21,7 @@ from PIL import Image
 
 import clip_core
 from clip_core import ImagePreprocess, InputError, PreprocessConfig
-from clip_core.imagefiles import read_pixels
+from clip_core.embedding.sources import read_pixels
 
 open_clip = pytest.importorskip("open_clip")
 

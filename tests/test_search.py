@@ -12,9 +12,9 @@ from PIL import Image
 
 import clip_core
 from clip_core.cli import main
-from clip_core.embeddingfile import read_embeddings, write_embeddings
+from clip_core.embedding.file import read_embeddings, write_embeddings
 from clip_core.errors import InputError
-from clip_core.search import check_model, nearest, search_by_text
+from clip_core.index import check_model, nearest, search_by_text
 
 COLOURS = {
     "red.png": (230, 20, 20),

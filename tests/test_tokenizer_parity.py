@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clip_core
-from clip_encoders_text.tokenizer import _WORDS, ClipBpeTokenizer, _engine, _read_merges, _split_ascii, _vocabulary
+from clip_encoders_text.chunks import _WORDS, _split_ascii, engine
+from clip_encoders_text.tokenizer import ClipBpeTokenizer
+from clip_encoders_text.vocab import read_merges, vocabulary
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -79,7 +81,7 @@ def test_every_printable_ascii_pair_gets_open_clip_ids(tok: ClipBpeTokenizer) ->
     texts = [a + b for a in chars for b in chars] + [f"{a}'{b}" for a in "a1!' " for b in "stremldvx"]
     assert_same_ids(tok, texts)
     chunks = [text.lower() for text in texts if " " not in text and text != "<"]
-    ids, counts = _engine()._encode_plain(chunks)  # the Rust pipeline, whole-word tokens or not
+    ids, counts = engine()._encode_plain(chunks)  # the Rust pipeline, whole-word tokens or not
     assert counts.tolist() == [len(tok.encode(chunk)) for chunk in chunks]
     assert ids.tolist() == [i for chunk in chunks for i in tok.encode(chunk)]
 
@@ -87,7 +89,7 @@ def test_every_printable_ascii_pair_gets_open_clip_ids(tok: ClipBpeTokenizer) ->
 def test_whole_word_tokens_are_their_own_words_ids(tok: ClipBpeTokenizer) -> None:
     """Exhaustive over the 33,275 whole-word tokens whose text is lower-case printable ASCII (``photo</w>``,
     ``,</w>``...): the word alone is that one token for open_clip, which lets the tokenizer learn them without BPE."""
-    words = _engine().whole_words
+    words = engine().whole_words
     assert len(words) == 33_275
     texts = list(words)
     reference = open_clip.tokenize(texts, context_length=3)
@@ -101,7 +103,7 @@ def test_rust_ascii_pipeline_gives_open_clip_ids(chunks: list[str]) -> None:
     """For any printable ASCII chunks (taken lower-case, without a special token's name): the Rust pipeline that
     learns them when not made of whole-word tokens gives open_clip's ids, chunk by chunk."""
     chunks = [chunk.lower() for chunk in chunks if "<" not in chunk]
-    ids, counts = _engine()._encode_plain(chunks) if chunks else (np.zeros(0), np.zeros(0))
+    ids, counts = engine()._encode_plain(chunks) if chunks else (np.zeros(0), np.zeros(0))
     rows = [open_clip.tokenize(chunk, context_length=200)[0].tolist() for chunk in chunks]
     expected = [row[1 : row.index(49407)] for row in rows]  # between the start and the end token
     assert ids.tolist() == [i for row in expected for i in row]
@@ -126,7 +128,7 @@ def test_single_texts_and_empty_batches_match(tok: ClipBpeTokenizer) -> None:
 
 def test_vocabulary_is_open_clips_in_its_order() -> None:
     reference = open_clip.get_tokenizer("ViT-B-32")
-    assert _vocabulary(_read_merges()) == list(reference.encoder)
+    assert vocabulary(read_merges()) == list(reference.encoder)
 
 
 def test_decode_matches_open_clip_but_names_start_and_end_as_openai_does(tok: ClipBpeTokenizer) -> None:

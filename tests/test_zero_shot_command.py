@@ -14,8 +14,8 @@ from PIL import Image
 
 import clip_core
 from clip_core.cli import main
+from clip_core.embedding.sources import read_pixels
 from clip_core.errors import InputError
-from clip_core.imagefiles import read_pixels
 from clip_core.templates import IMAGENET_TEMPLATES, SIMPLE_TEMPLATES, get_templates
 from clip_core.zeroshot import zero_shot_classifier, zero_shot_predict
 from clip_test_towers.model import PatchMeanTower

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 
 import clip_core
 from clip_core import InputError
-from clip_encoders_text import cleaning
-from clip_encoders_text import tokenizer as module
+from clip_encoders_text import chunks, cleaning, hashtable
 from clip_encoders_text.cleaning import clean_text, clean_texts, clean_unfolded
 from clip_encoders_text.tokenizer import ClipBpeTokenizer
 
@@ -137,7 +136,7 @@ def test_a_texts_row_does_not_depend_on_the_rest_of_the_batch(tok: ClipBpeTokeni
 def test_results_do_not_depend_on_the_chunk_table(tok: ClipBpeTokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [f"photo number {i} of a cat, dog & bird — café" for i in range(50)]
     expected = tok(texts)
-    monkeypatch.setattr(module, "CHUNK_TABLE_SIZE", 16)  # every batch overflows: the table starts afresh
+    monkeypatch.setattr(chunks, "CHUNK_TABLE_SIZE", 16)  # every batch overflows: the table starts afresh
     assert torch.equal(tok(texts), expected)
     assert torch.equal(tok(texts[:3]), expected[:3])
 
@@ -145,7 +144,7 @@ def test_results_do_not_depend_on_the_chunk_table(tok: ClipBpeTokenizer, monkeyp
 def test_threads_sharing_the_tokenizer_get_the_same_ids(tok: ClipBpeTokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
     batches = [[f"thread {t} text {i} word{i * t} é{i}" for i in range(200)] for t in range(4)]
     expected = [tok(batch) for batch in batches]
-    monkeypatch.setattr(module, "CHUNK_TABLE_SIZE", 300)  # tables are replaced while other threads read
+    monkeypatch.setattr(chunks, "CHUNK_TABLE_SIZE", 300)  # tables are replaced while other threads read
     results: dict[int, list[torch.Tensor]] = {}
 
     def work(t: int) -> None:
@@ -163,9 +162,9 @@ def test_the_chunk_table_stays_within_its_bounds(tok: ClipBpeTokenizer, monkeypa
     """Whatever is tokenized, the table holds its seed (the whole-word tokens' words) and at most CHUNK_TABLE_SIZE
     chunks learnt, of CHUNK_TABLE_CHARS characters, or else only the chunks of the one batch that overflowed it (a
     batch's own chunks are held while it is tokenized)."""
-    monkeypatch.setattr(module, "CHUNK_TABLE_SIZE", 100)
-    monkeypatch.setattr(module, "CHUNK_TABLE_CHARS", 2_000)
-    engine = module._engine()
+    monkeypatch.setattr(chunks, "CHUNK_TABLE_SIZE", 100)
+    monkeypatch.setattr(chunks, "CHUNK_TABLE_CHARS", 2_000)
+    engine = chunks.engine()
     seed = set(engine.whole_words)
     for i in range(30):
         batch = [f"caption {i} word{i}x{j} café{j} {'z' * (j % 40)}" for j in range(20)]
@@ -182,8 +181,8 @@ def test_chunks_of_whole_word_tokens_are_learnt_without_bpe(
     tok: ClipBpeTokenizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A chunk whose words are all whole-word tokens (``photo</w>``, ``,</w>``...) never reaches Rust's BPE."""
-    engine = module._engine()
-    monkeypatch.setattr(engine, "table", module._ChunkTable.seed({}))
+    engine = chunks.engine()
+    monkeypatch.setattr(engine, "table", chunks.ChunkTable.seed({}))
 
     def no_bpe(*args: object) -> None:
         raise AssertionError("BPE was run")
@@ -205,11 +204,11 @@ def test_packed_keys_are_exact_and_the_same_from_a_buffer_or_from_strs(chunks: l
     """For any chunks of at most 15 UTF-8 bytes: equal chunks have equal keys and distinct chunks distinct keys,
     whether packed from a space-separated buffer (as a batch is) or from the strs (as the table learns them)."""
     data = b" " + b" ".join(chunk.encode() for chunk in chunks) + b" "
-    buffer = np.frombuffer(data + module._PADDING, np.uint8)
+    buffer = np.frombuffer(data + hashtable.PADDING, np.uint8)
     lengths = np.array([len(chunk.encode()) for chunk in chunks])
     starts = np.cumsum(lengths + 1) - lengths
-    first, second = module._packed(buffer, starts, lengths)
-    first_strs, second_strs, short = module._packed_strs(chunks)
+    first, second = hashtable.packed(buffer, starts, lengths)
+    first_strs, second_strs, short = hashtable.packed_strs(chunks)
     assert short.all() and (first == first_strs).all() and (second == second_strs).all()
     keys = list(zip(first.tolist(), second.tolist(), strict=True))
     assert len(set(keys)) == len(set(chunks))
@@ -222,10 +221,10 @@ def test_the_packed_index_finds_the_slots_of_the_keys_it_holds_and_no_others(chu
     """For any distinct chunks, the first ones added to a small index (so that keys collide): each held key's slot,
     and -1 for keys never added or that found no free entry; never another key's slot."""
     held = chunks[:cut]
-    first, second, _ = module._packed_strs(chunks)
+    first, second, _ = hashtable.packed_strs(chunks)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(module, "_HASH_BITS", 6)  # 64 entries for up to 300 keys: collisions and full probes
-        index = module._PackedIndex()
+        patch.setattr(hashtable, "_HASH_BITS", 6)  # 64 entries for up to 300 keys: collisions and full probes
+        index = hashtable.PackedIndex()
         index.add(first[: len(held)], second[: len(held)], np.arange(len(held), dtype=np.int64) + 100)
         found = index.find(first, second)
     assert (found[len(held) :] == -1).all()
@@ -237,7 +236,7 @@ def test_the_packed_index_finds_the_slots_of_the_keys_it_holds_and_no_others(chu
 def test_texts_end_with_a_byte_no_chunk_holds_and_chunks_split_at_spaces_only(tok: ClipBpeTokenizer) -> None:
     """Each text's chunks are followed by byte 0xFF, which UTF-8 never holds; a chunk ends only at a space, so
     control characters that open_clip keeps (none, after ftfy) or Unicode spaces (folded) cannot cut a chunk."""
-    assert module._TEXT_END == b"\xff"
+    assert hashtable.TEXT_END == b"\xff"
     assert tok.encode("a\u3000b\xa0c\u2028d") == tok.encode("a b c d")
     assert tok.encode("ÿ") == [127, 379]  # open_clip's ids: the bytes C3 BF (UTF-8 never holds FF)
 

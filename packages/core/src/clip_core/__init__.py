@@ -20,18 +20,16 @@ from clip_core.cards import (
 from clip_core.catalog import get_card, list_cards
 from clip_core.checkpoints import load_checkpoint
 from clip_core.create import create_model
-from clip_core.embedding import EmbedResult, embed_images, embed_texts
-from clip_core.embeddingfile import Embeddings, read_embeddings
+from clip_core.embedding import Embeddings, EmbedResult, embed_images, embed_texts, read_embeddings, read_image
 from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
-from clip_core.imagefiles import read_image
+from clip_core.index import EmbeddingIndex, SearchHit, build_index, open_index, search_by_image, search_by_text
 from clip_core.intermediates import TowerIntermediates
 from clip_core.model import ClipModel, ClipOutput
 from clip_core.preprocess import ImagePreprocess, get_preprocess
 from clip_core.pretrained import PretrainedWeights
 from clip_core.protocols import ImageEncoder, IntermediatesEncoder, TextEncoder, Tokenizer
 from clip_core.registry import register_plugin, unregister_plugin
-from clip_core.search import SearchHit, search_by_image, search_by_text
 from clip_core.tokenizer import get_tokenizer
 from clip_core.towers import build_tower
 from clip_core.zeroshot import zero_shot_classifier, zero_shot_predict
@@ -49,6 +47,7 @@ __all__ = [
     "ClipModel",
     "ClipOutput",
     "EmbedResult",
+    "EmbeddingIndex",
     "Embeddings",
     "ImageEncoder",
     "ImagePreprocess",
@@ -68,6 +67,7 @@ __all__ = [
     "TowerConfig",
     "TowerIntermediates",
     "__version__",
+    "build_index",
     "build_tower",
     "card_json_schema",
     "create_model",
@@ -79,6 +79,7 @@ __all__ = [
     "hookimpl",
     "list_cards",
     "load_checkpoint",
+    "open_index",
     "read_embeddings",
     "read_image",
     "register_plugin",

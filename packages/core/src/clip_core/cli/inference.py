@@ -8,11 +8,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clip_core.cli.models import add_model_arguments, model_from_args
 from clip_core.cli.tables import print_table
 from clip_core.errors import InputError
+
+if TYPE_CHECKING:
+    from clip_core.embedding.file import Embeddings
+    from clip_core.index import Searchable
 
 
 def _stop_after(shards: int | None) -> Callable[[int], None] | None:
@@ -33,8 +37,8 @@ def _stop_after(shards: int | None) -> Callable[[int], None] | None:
 
 def _cmd_embed(args: argparse.Namespace) -> None:
     from clip_core.embedding import embed_images, embed_texts, read_texts
-    from clip_core.embeddingfile import output_format
-    from clip_core.imagefiles import find_images
+    from clip_core.embedding.file import output_format
+    from clip_core.embedding.sources import find_images
 
     if bool(args.sources) == bool(args.texts):
         raise InputError("name images (files, folders, globs, list files) or --texts FILE, not both or neither")
@@ -69,8 +73,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
 
 
 def _cmd_zero_shot(args: argparse.Namespace) -> None:
-    from clip_core.embedding import read_texts
-    from clip_core.imagefiles import find_images, load_batch
+    from clip_core.embedding.sources import find_images, load_batch, read_texts
     from clip_core.preprocess import get_preprocess
     from clip_core.templates import get_templates
     from clip_core.tokenizer import get_tokenizer
@@ -131,23 +134,31 @@ def _names_images(text: str) -> bool:
 
 
 def _cmd_search(args: argparse.Namespace) -> None:
-    from clip_core.embeddingfile import read_embeddings
-    from clip_core.imagefiles import read_image
-    from clip_core.search import check_model, search_by_image, search_by_text
+    from clip_core.embedding.file import read_embeddings
+    from clip_core.embedding.sources import read_image
+    from clip_core.index import check_made_by, open_index, search_by_image, search_by_text
 
     if not (args.text or args.image):
         raise InputError('give a query: --text "a red car" or --image query.jpg')
     if args.top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {args.top_k}")
-    embeddings = read_embeddings(args.embeddings)
+    target: Embeddings | Searchable
+    if args.index:
+        index = open_index(args.index)
+        if index.embeddings != Path(args.embeddings).resolve():
+            raise InputError(f"{args.index} indexes {index.embeddings}, not {args.embeddings}")
+        target, width, manifest = index, index.dim, index.manifest
+    else:
+        embeddings = read_embeddings(args.embeddings)
+        target, width, manifest = embeddings, embeddings.vectors.shape[1], embeddings.manifest
     images = [read_image(path) for path in args.image or []]
     model, _, fingerprint = model_from_args(args)
-    check_model(embeddings, model, fingerprint)
+    check_made_by(target.path, width, manifest, model, fingerprint)
+    hits = search_by_text(model, target, args.text, args.top_k) if args.text else []
     queries: list[dict[str, str]] = [{"text": text} for text in args.text or []]
-    hits = search_by_text(model, embeddings, args.text, args.top_k) if args.text else []
     if images:
         queries += [{"image": path} for path in args.image]
-        hits += search_by_image(model, embeddings, images, args.top_k)
+        hits += search_by_image(model, target, images, args.top_k)
     if args.json:
         out = [
             {**query, "hits": [dataclasses.asdict(hit) for hit in found]}
@@ -228,12 +239,16 @@ def add_parsers(commands: Any) -> None:
         "search",
         help="find the rows of an embeddings file nearest a text or an image",
         description="Rank the rows of an embeddings file written by `clip embed` by cosine similarity to each "
-        "query (--text or --image, repeatable), with the model that made the file.",
+        "query (--text or --image, repeatable), with the model that made the file: over every row, or through an "
+        "index of the file (--index, from `clip index build`).",
     )
     search.add_argument("embeddings", metavar="EMBEDDINGS", help="a .safetensors or .npy file from clip embed")
     add_model_arguments(search)
     search.add_argument("--text", action="append", help="a text query (repeatable)")
     search.add_argument("--image", action="append", metavar="FILE", help="an image query (repeatable)")
+    search.add_argument(
+        "--index", metavar="PATH", help="search through this index of EMBEDDINGS (from clip index build), not every row"
+    )
     search.add_argument("--top-k", dest="top_k", type=int, default=10, help="results per query (10)")
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(run=_cmd_search)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from clip_core.training.checkpoint import latest_checkpoint, read_training_state
 from clip_core.training.config import TrainConfig
 from clip_core.training.data import ImageCaptionDataset, Pair, PairCollator, StepBatches, TensorPairs, read_pairs
+from clip_core.training.optimizer import parameter_groups, split_weight_decay
 from clip_core.training.schedule import CosineWithWarmup, cosine_with_warmup
-from clip_core.training.trainer import StepRecord, Trainer, TrainResult, parameter_groups, split_weight_decay, train
+from clip_core.training.trainer import StepRecord, Trainer, TrainResult, train
 
 __all__ = [
     "CosineWithWarmup",

@@ -15,19 +15,19 @@ What one update does, in order:
 3. Under ``torchrun`` (``WORLD_SIZE > 1``) the step runs in ``DistributedDataParallel`` (gloo on CPU, NCCL on
    GPUs). The losses gather embeddings across processes themselves (they are built with ``local_loss=True`` when
    they accept it), so every process computes the loss of the global batch and DDP's gradient averaging gives
-   the gradient one process would compute on the whole global batch.
+   the gradient one process would compute on the whole global batch (:mod:`clip_core.training.processes`).
 4. AdamW (weight decay only on weights: not on biases, norms, embeddings or the logit scale and bias, as
    open_clip) with a cosine schedule after a linear warm-up; the log logit scale is then clamped to
-   ``[0, max_logit_scale]`` (ln 100 by default).
+   ``[0, max_logit_scale]`` (ln 100 by default). See :mod:`clip_core.training.optimizer`.
 
 A frozen tower (``freeze``, LiT-style) stays in eval mode, runs without gradients and is not in the optimizer.
 With ``grad_checkpointing`` each trainable tower's ``set_grad_checkpointing(True)`` is called; a tower without
 that method is trained without it, with a one-line warning.
 
-Checkpoints (:mod:`clip_core.training.checkpoint`) hold the model, the optimizer and scheduler state, the update
-count and every process's random number generator states, and resuming from one is exact: on CPU a run stopped
-after update ``k`` and resumed continues bit for bit as the uninterrupted run (the data order depends only on
-the seed and the update).
+Checkpoints (:mod:`clip_core.training.checkpoint`; what they hold and resuming: :mod:`clip_core.training.state`)
+hold the model, the optimizer and scheduler state, the update count and every process's random number generator
+states, and resuming from one is exact: on CPU a run stopped after update ``k`` and resumed continues bit for bit
+as the uninterrupted run (the data order depends only on the seed and the update).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -44,95 +43,30 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from clip_core import registry
 from clip_core.catalog import get_card
-from clip_core.checkpoints.native import read_safetensors
-from clip_core.checkpoints.strict import load_state_dict_strict
 from clip_core.create import create_model
-from clip_core.errors import CheckpointError, InputError, PluginError
+from clip_core.errors import InputError, PluginError
 from clip_core.model import ClipModel
 from clip_core.preprocess import get_preprocess
 from clip_core.protocols import Tokenizer
 from clip_core.tokenizer import get_tokenizer
-from clip_core.training.checkpoint import (
-    STATE_FORMAT,
-    checkpoints,
-    latest_checkpoint,
-    read_training_state,
-    save_training_checkpoint,
-)
+from clip_core.training.checkpoint import save_training_checkpoint
 from clip_core.training.config import TrainConfig
 from clip_core.training.data import ImageCaptionDataset, PairCollator, StepBatches, read_pairs
+from clip_core.training.optimizer import adamw, freeze_untrained
+from clip_core.training.processes import barrier, check_replicas_agree, end_processes, process_device, start_processes
 from clip_core.training.schedule import CosineWithWarmup
+from clip_core.training.state import resume_from, resume_point, rng_states, training_state
 
-__all__ = ["StepRecord", "TrainResult", "Trainer", "parameter_groups", "split_weight_decay", "train"]
+__all__ = ["StepRecord", "TrainResult", "Trainer", "train"]
 
 logger = logging.getLogger("clip_core.training")
 
 Pairs = Dataset[tuple[torch.Tensor, str]]
-_NORMS: tuple[type[nn.Module], ...] = (
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.LocalResponseNorm,
-    nn.modules.batchnorm._NormBase,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
-_EMBEDDINGS: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
-#: Options that shape the optimizer's state: a resumed run must keep them.
-_MUST_MATCH = frozenset({"freeze", "loss"})
-#: Options that change nothing a resumed run computes (where files go, how progress shows, when to save).
-_FREE_TO_CHANGE = frozenset(
-    {"resume", "out", "progress", "log_every", "workers", "device", "save_every", "keep_checkpoints", "checkpoints"}
-)
-
-
-def split_weight_decay(model: nn.Module) -> tuple[list[str], list[str]]:
-    """Names of the trainable parameters that get weight decay, and of those that do not.
-
-    No decay (as open_clip): biases and any parameter with fewer than two dimensions; every parameter of a
-    normalisation layer (LayerNorm, GroupNorm, BatchNorm, RMSNorm...) or an embedding table; learned embeddings
-    and tokens held as parameters (a last name part containing ``embed`` or ``token``: ``pos_embed``,
-    ``positional_embedding``, ``cls_token``...); the logit scale and bias. Frozen parameters are in neither list.
-    """
-    exempt: set[int] = set()
-    for module in model.modules():
-        if isinstance(module, _NORMS + _EMBEDDINGS):
-            exempt.update(id(parameter) for parameter in module.parameters(recurse=False))
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        leaf = name.rsplit(".", 1)[-1]
-        if (
-            parameter.ndim < 2
-            or id(parameter) in exempt
-            or leaf.endswith("bias")
-            or "embed" in leaf
-            or "token" in leaf
-            or name in ("logit_scale", "logit_bias")
-        ):
-            no_decay.append(name)
-        else:
-            decay.append(name)
-    return decay, no_decay
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups: ``weight_decay`` for weights, none for the rest (see :func:`split_weight_decay`).
-
-    Empty groups are left out.
-    """
-    parameters = dict(model.named_parameters())
-    decay, no_decay = split_weight_decay(model)
-    groups = [
-        {"params": [parameters[name] for name in decay], "weight_decay": weight_decay},
-        {"params": [parameters[name] for name in no_decay], "weight_decay": 0.0},
-    ]
-    return [group for group in groups if group["params"]]
 
 
 @dataclass(frozen=True)
@@ -161,18 +95,6 @@ class TrainResult:
     checkpoint: Path | None = None
     #: Number of training processes.
     world_size: int = 1
-
-
-@dataclass(frozen=True)
-class _Processes:
-    rank: int
-    world_size: int
-    local_rank: int
-    started_here: bool
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
 
 
 class _Towers(nn.Module):
@@ -216,7 +138,7 @@ class Trainer:
         tokenizer: Tokenizer | None = None,
     ) -> None:
         self.config = config
-        self.processes = _start_processes()
+        self.processes = start_processes()
         try:
             self._set_up(model, dataset, tokenizer)
         except BaseException:
@@ -226,8 +148,8 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------------------------------
     def _set_up(self, model: ClipModel | None, dataset: Pairs | None, tokenizer: Tokenizer | None) -> None:
         config = self.config
-        self.device = _device(config.device, self.processes)
-        resume = self._resume_point()
+        self.device = process_device(config.device, self.processes)
+        resume = resume_point(config)
         if model is None and config.card is None:
             raise InputError("give the card to train (TrainConfig.card, or a model)")
         card = model.card if model is not None else get_card(config.card)  # type: ignore[arg-type]
@@ -257,11 +179,13 @@ class Trainer:
         self.micro_batch = local // config.accum_steps
 
         self._prepare_parameters()
-        self.optimizer = _adamw(self.model, config, self.device)
+        self.optimizer = adamw(self.model, config, self.device)
         self.scheduler = CosineWithWarmup(self.optimizer, config.warmup_steps, self.total_steps, config.min_lr)
         self.step = 0
         if resume is not None:
-            self._load_checkpoint(resume)
+            self.step = resume_from(
+                resume, self.model, self.optimizer, self.scheduler, config, self.processes, self.device
+            )
         self.towers = _Towers(self.model, config.freeze, config.precision == "bf16", self.device.type)
         self.step_module: nn.Module = self.towers
         if self.processes.world_size > 1:
@@ -269,29 +193,10 @@ class Trainer:
                 self.towers, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
 
-    def _resume_point(self) -> Path | None:
-        resume, folder = self.config.resume, self.config.out / "checkpoints"
-        if resume is None:
-            if checkpoints(folder):
-                raise InputError(f"{folder} already holds checkpoints; resume with --resume latest, or use a new --out")
-            return None
-        if resume == "latest":
-            return latest_checkpoint(folder)
-        if not Path(resume).is_dir():
-            raise InputError(f"{resume}: no such checkpoint folder")
-        return Path(resume)
-
     def _prepare_parameters(self) -> None:
         model, config = self.model, self.config
         model.train()
-        if config.freeze is not None:
-            frozen = model.visual if config.freeze == "image" else model.text
-            frozen.requires_grad_(False)
-            frozen.eval()
-        if "scale" not in self._loss_inputs:
-            model.logit_scale.requires_grad_(False)
-        if model.logit_bias is not None and "bias" not in self._loss_inputs:
-            model.logit_bias.requires_grad_(False)
+        freeze_untrained(model, config.freeze, self._loss_inputs)
         if config.grad_checkpointing:
             for name, tower in (("image", model.visual), ("text", model.text)):
                 if name == config.freeze:
@@ -305,41 +210,6 @@ class Trainer:
                         name,
                         type(tower).__name__,
                     )
-
-    def _load_checkpoint(self, checkpoint: Path) -> None:
-        state = read_training_state(checkpoint)
-        saved_card = state.get("card")
-        if saved_card is not None and saved_card != self.model.card.model_dump(mode="json"):
-            raise CheckpointError(f"{checkpoint} was written for another card than {self.model.card.name!r}")
-        saved, current = state.get("config", {}), self.config.model_dump(mode="json")
-        changed = sorted(k for k in current if k not in _FREE_TO_CHANGE and saved.get(k, current[k]) != current[k])
-        clashes = [f"{k}={saved[k]!r} (now {current[k]!r})" for k in changed if k in _MUST_MATCH]
-        if clashes:
-            raise CheckpointError(
-                f"{checkpoint} was written by a run with {', '.join(clashes)}; resume with the same options"
-            )
-        if changed:
-            logger.warning("resuming from %s with changed options: %s", checkpoint, ", ".join(changed))
-        weights = read_safetensors(checkpoint / "model.safetensors")
-        load_state_dict_strict(self.model, weights, str(checkpoint / "model.safetensors"))
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-        except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"{checkpoint}: the optimizer state does not fit this run ({exc})") from None
-        self.step = int(state["step"])
-        generators = state["rng"]
-        if len(generators) == self.processes.world_size:
-            _restore_rng(generators[self.processes.rank], self.device)
-        else:
-            logger.warning(
-                "the checkpoint holds random states of %d processes, this run has %d: random states are reseeded",
-                len(generators),
-                self.processes.world_size,
-            )
-            torch.manual_seed(self.config.seed + self.step)
-        if self.processes.main:
-            logger.info("resumed from %s at update %d", checkpoint, self.step)
 
     # -- training --------------------------------------------------------------------------------------------
     def fit(self, until: int | None = None) -> TrainResult:
@@ -396,11 +266,11 @@ class Trainer:
         result.steps = self.step
         result.seconds = time.perf_counter() - started
         result.world_size = processes.world_size
-        self._check_replicas_agree()
+        check_replicas_agree(self.model, processes)
         if self.step == self.total_steps:
             if processes.main:
                 result.model_dir = self.model.save_pretrained(config.out / "model")
-            _barrier(processes)
+            barrier(processes)
         return result
 
     def _update(self, pixels: torch.Tensor, ids: torch.Tensor) -> float:
@@ -452,46 +322,24 @@ class Trainer:
         loss: torch.Tensor = self.loss_fn(*arguments)
         return loss
 
-    def _check_replicas_agree(self) -> None:
-        """Every process must hold the same weights after an update; compare checksums, fail loudly if not."""
-        if self.processes.world_size == 1:
-            return
-        with torch.no_grad():
-            flat = torch.cat([p.detach().double().flatten() for p in self.model.parameters()])
-            positions = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
-            checksum = torch.stack([flat.sum(), (flat * positions).sum(), flat.square().sum()])
-        gathered = [torch.empty_like(checksum) for _ in range(self.processes.world_size)]
-        dist.all_gather(gathered, checksum)
-        if any(not torch.equal(gathered[0], other) for other in gathered[1:]):
-            raise RuntimeError("the training processes ended with different weights (a bug: please report it)")
-
     # -- checkpoints -----------------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path | None:
         """Write the checkpoint of the current update (on the first process; every process must call this)."""
-        generators = _gather_objects(_rng_state(self.device), self.processes)
+        generators = rng_states(self.processes, self.device)
         path = None
         if self.processes.main:
-            state = {
-                "format": STATE_FORMAT,
-                "step": self.step,
-                "total_steps": self.total_steps,
-                "world_size": self.processes.world_size,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": generators,
-                "card": self.model.card.model_dump(mode="json"),
-                "config": self.config.model_dump(mode="json"),
-            }
+            state = training_state(
+                self.step, self.total_steps, self.model, self.optimizer, self.scheduler, self.config, generators
+            )
             path = save_training_checkpoint(
                 self.config.out / "checkpoints", self.step, self.model, state, self.config.keep_checkpoints
             )
-        _barrier(self.processes)
+        barrier(self.processes)
         return path
 
     def close(self) -> None:
         """End the process group if this trainer started it."""
-        if self.processes.started_here and dist.is_initialized():
-            dist.destroy_process_group()
+        end_processes(self.processes)
 
 
 def train(
@@ -509,32 +357,6 @@ def train(
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-def _start_processes() -> _Processes:
-    """This process's place among the training processes; starts the process group under torchrun."""
-    started = False
-    if not (dist.is_available() and dist.is_initialized()):
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return _Processes(0, 1, 0, False)
-        if not dist.is_available():
-            raise InputError("WORLD_SIZE > 1 but this torch has no torch.distributed")
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)
-            dist.init_process_group("nccl")
-        else:
-            dist.init_process_group("gloo")
-        started = True
-    return _Processes(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), started)
-
-
-def _device(requested: str | None, processes: _Processes) -> torch.device:
-    if requested is not None:
-        return torch.device("cuda", processes.local_rank) if requested == "cuda" else torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda", processes.local_rank)
-    return torch.device("cpu")
-
-
 def _build_loss(config: TrainConfig, world_size: int) -> tuple[nn.Module, frozenset[str]]:
     """The registered loss, and which of (scale, bias) its ``forward`` takes after the two embedding batches."""
     entry = registry.loss(config.loss)
@@ -557,46 +379,6 @@ def _build_loss(config: TrainConfig, world_size: int) -> tuple[nn.Module, frozen
             "(image_embeds, text_embeds[, logit_scale[, logit_bias]])"
         )
     return loss_fn, frozenset(("scale", "bias")[: len(positional) - 2])
-
-
-def _adamw(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    groups = parameter_groups(model, config.weight_decay)
-    if not groups:
-        raise InputError("nothing to train: every parameter is frozen")
-    options: dict[str, Any] = {"lr": config.lr, "betas": config.betas, "eps": config.eps}
-    cpu_fused = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
-    try:  # the fused kernel, where this torch has one for the device (CPU since torch 2.4)
-        return torch.optim.AdamW(groups, fused=device.type == "cuda" or (device.type == "cpu" and cpu_fused), **options)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, **options)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _gather_objects(value: dict[str, Any], processes: _Processes) -> list[dict[str, Any]]:
-    if processes.world_size == 1:
-        return [value]
-    out: list[Any] = [None] * processes.world_size
-    dist.all_gather_object(out, value)
-    return out
-
-
-def _barrier(processes: _Processes) -> None:
-    if processes.world_size > 1:
-        dist.barrier()
 
 
 def _replace(rows: list[torch.Tensor], j: int, new: torch.Tensor | None) -> torch.Tensor:

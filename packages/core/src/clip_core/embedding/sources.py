@@ -1,4 +1,8 @@
-"""Image files: finding them (folders, globs, list files) and reading them the way open_clip's users do.
+"""What gets embedded: image files (finding them, reading them the way open_clip's users do) and text files.
+
+:func:`find_images` expands folders, globs and list files into image paths; :class:`ImageFiles` is the data set
+of image files that the embed functions load in batches with :func:`collate_images`, an unreadable file among
+them a failure rather than an error; :func:`read_texts` reads one text per line.
 
 :func:`read_image` opens a file with Pillow and decodes it, nothing more: no EXIF rotation and no mode conversion,
 so :class:`~clip_core.preprocess.ImagePreprocess` sees exactly the image ``open_clip``'s transform would see.
@@ -10,14 +14,27 @@ import glob
 import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 
 from clip_core.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "LIST_SUFFIXES", "find_images", "load_batch", "read_image", "read_pixels"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "LIST_SUFFIXES",
+    "ImageFiles",
+    "LoadedImages",
+    "collate_images",
+    "find_images",
+    "load_batch",
+    "read_image",
+    "read_pixels",
+    "read_texts",
+]
 
 #: File name endings taken as images when a folder is walked or a glob is expanded (compared case-insensitively).
 IMAGE_SUFFIXES = frozenset(
@@ -146,3 +163,53 @@ def load_batch(
         else:
             good.append(path)
     return good, (torch.stack(tensors) if tensors else None), failures
+
+
+def read_texts(path: str | os.PathLike[str]) -> list[str]:
+    """The texts of a UTF-8 text file, one per line; blank lines are skipped. :class:`InputError` if there are none."""
+    source = Path(path)
+    try:
+        lines = source.read_text(encoding="utf-8").split("\n")  # not splitlines: a text may hold \x0c or \u2028
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: cannot read this text file ({exc})") from None
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise InputError(f"{source}: no texts in this file")
+    return texts
+
+
+@dataclass
+class LoadedImages:
+    """A collated batch of image files: the good ones' dataset indices and pixels, the bad ones' errors."""
+
+    indices: list[int]
+    pixels: torch.Tensor | None
+    failures: list[tuple[int, str]]
+
+
+class ImageFiles(Dataset[tuple[int, torch.Tensor | None, str]]):
+    """Image files read and preprocessed; an unreadable file gives ``(index, None, reason)`` instead of raising."""
+
+    def __init__(self, paths: list[str], preprocess: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.paths = paths
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+        path = self.paths[index]
+        try:
+            return index, read_pixels(path, self.preprocess), ""
+        except InputError as exc:
+            return index, None, str(exc).removeprefix(f"{path}: ")
+
+
+def collate_images(items: list[tuple[int, torch.Tensor | None, str]]) -> LoadedImages:
+    """Collate :class:`ImageFiles` items: the readable ones' pixels stacked (None if none), the others' reasons."""
+    good = [(index, pixels) for index, pixels, _ in items if pixels is not None]
+    failures = [(index, error) for index, pixels, error in items if pixels is None]
+    pixels = torch.stack([pixels for _, pixels in good]) if good else None
+    return LoadedImages([index for index, _ in good], pixels, failures)

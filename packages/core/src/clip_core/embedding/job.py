@@ -1,4 +1,8 @@
-"""The embedding job behind ``clip embed``: images or texts to an embeddings file, resumable after a kill.
+"""The resumable, sharded embedding job: batches of embedded sources to an embeddings file, resumable after a kill.
+
+The embed functions (:mod:`clip_core.embedding.functions`) and anything else that embeds many sources hand an
+:class:`EmbeddingJob` an ``encode(positions)`` that yields :class:`EmbeddedBatch` es; the job decides which
+sources are still to do, keeps the work durable and gathers the result.
 
 The work happens in a folder beside the output, ``OUT.partial/`` (e.g. ``embeddings.safetensors.partial/``):
 
@@ -13,7 +17,7 @@ The work happens in a folder beside the output, ``OUT.partial/`` (e.g. ``embeddi
 A restart with the same job reads the progress (a line torn by the kill is dropped with its shard), skips every
 source already recorded, and carries on with the rest; a shard written but not recorded is simply redone. So no
 source is lost or embedded twice. At the end the rows are gathered in the order of the sources given (the same
-file an uninterrupted run writes), written beside their index and manifest (see :mod:`clip_core.embeddingfile`),
+file an uninterrupted run writes), written beside their index and manifest (see :mod:`clip_core.embedding.file`),
 and the folder is removed. The sources may change between runs: rows of sources no longer given are left out.
 """
 
@@ -25,20 +29,18 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader, Dataset
 
 from clip_core.durable import write_atomically, write_safetensors
-from clip_core.embeddingfile import (
+from clip_core.embedding.file import (
     EMBEDDINGS_FORMAT,
     EMBEDDINGS_KEY,
     index_path,
@@ -48,13 +50,9 @@ from clip_core.embeddingfile import (
 )
 from clip_core.errors import InputError
 from clip_core.fingerprint import model_fingerprint
-from clip_core.imagefiles import read_pixels
 from clip_core.model import ClipModel
-from clip_core.preprocess import ImagePreprocess, get_preprocess
-from clip_core.protocols import Tokenizer
-from clip_core.tokenizer import get_tokenizer
 
-__all__ = ["EmbedResult", "Skipped", "embed_images", "embed_texts", "partial_folder", "read_texts"]
+__all__ = ["EmbedResult", "EmbeddedBatch", "EmbeddingJob", "Skipped", "partial_folder"]
 
 _PROGRESS = "progress.jsonl"
 _JOB = "manifest.json"
@@ -94,138 +92,8 @@ def partial_folder(output: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.name}.partial")
 
 
-def embed_images(
-    model: ClipModel,
-    sources: Sequence[str | os.PathLike[str]],
-    output: str | os.PathLike[str],
-    *,
-    preprocess: ImagePreprocess | None = None,
-    batch_size: int = 32,
-    workers: int = 0,
-    normalize: bool = True,
-    shard_size: int = 1024,
-    overwrite: bool = False,
-    progress: bool | None = False,
-    model_source: str | None = None,
-    fingerprint: str | None = None,
-    on_shard: Callable[[int], None] | None = None,
-) -> EmbedResult:
-    """Embed image files into ``output`` (``.safetensors`` or ``.npy``) with an index and manifest beside it.
-
-    Images are read as :func:`clip_core.imagefiles.read_image` reads them and preprocessed by ``preprocess``
-    (default: the card's), ``batch_size`` at a time, in a ``DataLoader`` with ``workers`` worker processes, then
-    embedded on the model's device in the model's dtype and mode (call ``model.eval()`` first) and stored as
-    float32, L2-normalised unless ``normalize`` is false. Unreadable images are skipped and listed in the result
-    and the manifest, never fatal. The job resumes after an interruption (see the module docstring): calling again
-    with the same arguments carries on, while a different model or options raise :class:`InputError`; an existing
-    output is replaced only with ``overwrite``, which also discards unfinished work.
-
-    ``model_source`` says where the model came from (recorded in the manifest); ``fingerprint`` is the model's
-    :func:`~clip_core.fingerprint.model_fingerprint`, computed here unless given (give it when the model was
-    converted to another dtype after loading). ``progress``: a tqdm bar on stderr (None: when stderr is a terminal).
-    ``on_shard(count)`` is called after each shard is durably recorded.
-    """
-    paths = [os.fspath(source) for source in sources]
-    if not paths:
-        raise InputError("there are no images to embed")
-    pixels = preprocess or get_preprocess(model.card)
-    _check_sizes(batch_size, shard_size, workers)
-
-    def encode(positions: list[int]) -> Iterator[_Batch]:
-        dataset = _ImageFiles([paths[position] for position in positions], pixels)
-        device = _device(model)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            num_workers=workers,
-            collate_fn=_collate,
-            pin_memory=device.type == "cuda",
-        )
-        for loaded in loader:
-            failures = [(positions[i], error) for i, error in loaded.failures]
-            vectors = torch.empty(0, model.embed_dim)
-            if loaded.pixels is not None:
-                with torch.inference_mode():
-                    features = model.encode_image(loaded.pixels.to(device, non_blocking=True)).float()
-                vectors = (F.normalize(features, dim=-1) if normalize else features).cpu()
-            yield _Batch([positions[i] for i in loaded.indices], vectors, failures)
-
-    return _Job(
-        model=model,
-        modality="image",
-        keys=paths,
-        entries=[{"source": path} for path in paths],
-        output=Path(output),
-        normalize=normalize,
-        shard_size=shard_size,
-        model_source=model_source,
-        fingerprint=fingerprint,
-    ).run(encode, overwrite=overwrite, progress=progress, on_shard=on_shard)
-
-
-def embed_texts(
-    model: ClipModel,
-    texts: Sequence[str],
-    output: str | os.PathLike[str],
-    *,
-    tokenizer: Tokenizer | None = None,
-    batch_size: int = 32,
-    normalize: bool = True,
-    shard_size: int = 1024,
-    overwrite: bool = False,
-    progress: bool | None = False,
-    model_source: str | None = None,
-    fingerprint: str | None = None,
-    on_shard: Callable[[int], None] | None = None,
-) -> EmbedResult:
-    """Embed texts into ``output``, row ``i`` holding ``texts[i]``; the index lists each row's text.
-
-    Tokenized by ``tokenizer`` (default: the card's); everything else as :func:`embed_images`.
-    """
-    if not texts:
-        raise InputError("there are no texts to embed")
-    tokenize = tokenizer or get_tokenizer(model.card)
-    _check_sizes(batch_size, shard_size, 0)
-
-    def encode(positions: list[int]) -> Iterator[_Batch]:
-        device = _device(model)
-        for start in range(0, len(positions), batch_size):
-            chunk = positions[start : start + batch_size]
-            with torch.inference_mode():
-                ids = tokenize([texts[position] for position in chunk]).to(device)
-                features = model.encode_text(ids).float()
-            yield _Batch(chunk, (F.normalize(features, dim=-1) if normalize else features).cpu(), [])
-
-    return _Job(
-        model=model,
-        modality="text",
-        keys=[f"{position}:{text}" for position, text in enumerate(texts)],
-        entries=[{"text": text} for text in texts],
-        output=Path(output),
-        normalize=normalize,
-        shard_size=shard_size,
-        model_source=model_source,
-        fingerprint=fingerprint,
-    ).run(encode, overwrite=overwrite, progress=progress, on_shard=on_shard)
-
-
-def read_texts(path: str | os.PathLike[str]) -> list[str]:
-    """The texts of a UTF-8 text file, one per line; blank lines are skipped. :class:`InputError` if there are none."""
-    source = Path(path)
-    try:
-        lines = source.read_text(encoding="utf-8").split("\n")  # not splitlines: a text may hold \x0c or \u2028
-    except FileNotFoundError:
-        raise InputError(f"{source}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: cannot read this text file ({exc})") from None
-    texts = [line for line in lines if line.strip()]
-    if not texts:
-        raise InputError(f"{source}: no texts in this file")
-    return texts
-
-
 @dataclass
-class _Batch:
+class EmbeddedBatch:
     """Embedded sources (positions in the job's source list), their rows, and the sources that failed."""
 
     positions: list[int]
@@ -245,8 +113,13 @@ class _Done:
         return key in self.rows or key in self.skipped
 
 
-class _Job:
-    """One embedding job: its identity, its sources, its work folder."""
+class EmbeddingJob:
+    """One embedding job: its identity, its sources, its work folder.
+
+    ``keys`` name the sources, one each (what the progress log records), and ``entries`` are their rows in the
+    index; ``model``, ``normalize``, the output format and ``fingerprint`` make the job's identity, which a resumed
+    run must match.
+    """
 
     def __init__(
         self,
@@ -287,12 +160,16 @@ class _Job:
 
     def run(
         self,
-        encode: Callable[[list[int]], Iterator[_Batch]],
+        encode: Callable[[list[int]], Iterator[EmbeddedBatch]],
         *,
         overwrite: bool,
         progress: bool | None,
         on_shard: Callable[[int], None] | None,
     ) -> EmbedResult:
+        """Embed the sources not yet recorded, ``encode(positions)`` yielding their batches, and write the output.
+
+        ``overwrite``, ``progress`` and ``on_shard`` as in :func:`~clip_core.embedding.functions.embed_images`.
+        """
         started = time.monotonic()
         with self._lock():
             done = self._start(overwrite)
@@ -390,13 +267,13 @@ class _Job:
 
     def _embed(
         self,
-        batches: Iterator[_Batch],
+        batches: Iterator[EmbeddedBatch],
         done: _Done,
         bar: Any,
         on_shard: Callable[[int], None] | None,
     ) -> None:
         written = 0
-        buffered: list[_Batch] = []
+        buffered: list[EmbeddedBatch] = []
         with open(self.folder / _PROGRESS, "ab") as log:
             for batch in batches:
                 buffered.append(batch)
@@ -412,7 +289,7 @@ class _Job:
                 if on_shard is not None:
                     on_shard(written + 1)
 
-    def _write_shard(self, batches: list[_Batch], done: _Done, log: IO[bytes]) -> None:
+    def _write_shard(self, batches: list[EmbeddedBatch], done: _Done, log: IO[bytes]) -> None:
         done.shards += 1
         keys = [self.keys[position] for batch in batches for position in batch.positions]
         failures = [[self.keys[position], error] for batch in batches for position, error in batch.failures]
@@ -473,40 +350,6 @@ class _Job:
         )
 
 
-@dataclass
-class _Loaded:
-    """A collated batch of image files: the good ones' dataset indices and pixels, the bad ones' errors."""
-
-    indices: list[int]
-    pixels: torch.Tensor | None
-    failures: list[tuple[int, str]]
-
-
-class _ImageFiles(Dataset[tuple[int, torch.Tensor | None, str]]):
-    """Image files read and preprocessed; an unreadable file gives ``(index, None, reason)`` instead of raising."""
-
-    def __init__(self, paths: list[str], preprocess: ImagePreprocess) -> None:
-        self.paths = paths
-        self.preprocess = preprocess
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
-        path = self.paths[index]
-        try:
-            return index, read_pixels(path, self.preprocess), ""
-        except InputError as exc:
-            return index, None, str(exc).removeprefix(f"{path}: ")
-
-
-def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> _Loaded:
-    good = [(index, pixels) for index, pixels, _ in items if pixels is not None]
-    failures = [(index, error) for index, pixels, error in items if pixels is None]
-    pixels = torch.stack([pixels for _, pixels in good]) if good else None
-    return _Loaded([index for index, _ in good], pixels, failures)
-
-
 def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Human-readable differences between two job descriptions (nested dicts)."""
     out: list[str] = []
@@ -522,19 +365,6 @@ def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any], prefix
 def _short(value: object) -> str:
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _device(model: ClipModel) -> torch.device:
-    return next((parameter.device for parameter in model.parameters()), torch.device("cpu"))
-
-
-def _check_sizes(batch_size: int, shard_size: int, workers: int) -> None:
-    if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
-    if shard_size < 1:
-        raise InputError(f"shard size must be at least 1, got {shard_size}")
-    if workers < 0:
-        raise InputError(f"workers must be 0 or more, got {workers}")
 
 
 def _progress_bar(total: int, initial: int, modality: str, enabled: bool | None) -> Any:
