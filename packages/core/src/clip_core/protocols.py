@@ -60,14 +60,17 @@ class IntermediatesEncoder(Protocol):
 class Tokenizer(Protocol):
     """Turns texts into the fixed-length id tensors a text tower reads.
 
-    ``tok(texts)`` returns ``LongTensor[B, context_length]``: start token, ids, end token, zero padding; a text
-    that is too long is truncated so that the end token stays last.
+    ``tok(texts)`` returns ``LongTensor[B, context_length]``: start token, ids, end token, zero padding. A text that
+    is too long is truncated so that the end token stays last (``truncate="end"``, the default), or, with
+    ``truncate="error"``, raises :class:`clip_core.InputError` naming the text and its length in tokens.
     """
 
     context_length: int
     vocab_size: int
 
-    def __call__(self, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor: ...
+    def __call__(
+        self, texts: str | Sequence[str], context_length: int | None = None, truncate: str = "end"
+    ) -> torch.Tensor: ...
 
     def encode(self, text: str) -> list[int]: ...
 
