@@ -84,7 +84,12 @@ def test_vit_class_tokens_and_intermediates_only_match_open_clip(vit_pair: Any) 
     kwargs = {"image_indices": [1], "image_output_extra_tokens": True, "intermediates_only": True, "stop_early": True}
     with torch.no_grad():
         assert_same(ours.forward_intermediates(pixels, **kwargs), reference.forward_intermediates(pixels, **kwargs))
-        kwargs = {"output_logit_scale_bias": True, "normalize": False, "text_indices": 1}
+        kwargs = {
+            "output_logit_scale_bias": True,
+            "normalize": False,
+            "text_indices": 1,
+            "text_output_extra_tokens": True,
+        }
         assert_same(ours.forward_intermediates(text=ids, **kwargs), reference.forward_intermediates(text=ids, **kwargs))
 
 
@@ -97,6 +102,19 @@ def test_resnet_stages_match_open_clip_for_last_n(resnet_pair: Any, indices: int
         mine = ours.forward_intermediates(pixels, image_indices=indices)
     assert_same(mine, theirs)
     assert all(t.is_contiguous() for t in mine["image_intermediates"])  # not the trunk's channels_last
+
+
+def test_resnet_extra_tokens_and_nlc_add_nothing_open_clip_lacks(resnet_pair: Any) -> None:
+    """open_clip's ModifiedResNet has no extra tokens (no key for them) and gives NCHW only; ours adds NLC."""
+    reference, ours = resnet_pair
+    pixels, _ = inputs(64)
+    with torch.no_grad():
+        theirs = reference.forward_intermediates(pixels, image_indices=2, image_output_extra_tokens=True)
+        mine = ours.forward_intermediates(pixels, image_indices=2, image_output_extra_tokens=True)
+        flat = ours.forward_intermediates(pixels, image_indices=1, image_output_fmt="NLC", intermediates_only=True)
+    assert_same(mine, theirs)
+    assert list(flat) == ["image_intermediates"]
+    torch.testing.assert_close(flat["image_intermediates"][0], theirs["image_intermediates"][-1].flatten(2).mT)
 
 
 def test_resnet_takes_a_list_of_stages_where_open_clip_fails(resnet_pair: Any) -> None:

@@ -115,7 +115,7 @@ def forward_intermediates(
             model, modality, tower, inputs, indices, stop_early, normalize_intermediates, intermediates_only, fmt, extra
         )
         output[f"{modality}_intermediates"] = result.intermediates
-        if extra and result.extra_tokens is not None:
+        if extra and result.extra_tokens:  # a tower without extra tokens adds no key, as open_clip's
             output[f"{modality}_intermediates_{'prefix' if modality == 'image' else 'suffix'}"] = result.extra_tokens
         if result.features is not None and not intermediates_only:
             features = result.features
