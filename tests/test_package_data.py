@@ -10,7 +10,7 @@ import pytest
 
 from clip_core import PluginError, registry
 from clip_core.cardfiles import package_cards, read_card_file
-from clip_core.pretrained import PretrainedWeights, package_pretrained
+from clip_core.hub.pretrained import PretrainedWeights, package_pretrained
 
 PACKAGE = "clip_package_data_example"
 

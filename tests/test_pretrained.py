@@ -9,6 +9,7 @@ a closed loopback port, a failing or hanging DNS lookup, or ``HF_HUB_OFFLINE``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -26,10 +27,11 @@ from safetensors.torch import save as save_safetensors
 
 import clip_core
 from clip_core import registry
-from clip_core.cache import cache_dir, cached_file, url_cache_path
 from clip_core.cli import main
 from clip_core.create import pretrained_card
-from clip_core.download import download_url, sha256_file
+from clip_core.hub.cache import cache_dir, cached_file, url_cache_path
+from clip_core.hub.download import download_url, sha256_file
+from clip_core.hub.settings import hub_cache
 from clip_core.model import ClipModel
 
 #: The pretrained tags open_clip 3.3 lists for each card (FACTS.md); each must be registered for its card.
@@ -187,9 +189,13 @@ def server() -> Iterator[FileServer]:
 # -- fixtures -------------------------------------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache directory (CLIP_CACHE), and no proxy between the tests and the loopback server."""
+    """A fresh cache directory (CLIP_CACHE) and Hugging Face home (HF_HOME), the hub settings left to
+    huggingface_hub's constants (which tests patch), and no proxy between the tests and the loopback server."""
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("HF_HUB_CACHE", "HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     root = tmp_path / "cache"
     monkeypatch.setenv("CLIP_CACHE", str(root))
     return root
@@ -437,7 +443,30 @@ def test_hf_hub_offline_keeps_hub_tags_to_the_cache(
         "cannot download open_clip_model.safetensors or open_clip_pytorch_model.bin from the Hugging Face hub "
         "repository"
     ) in str(excinfo.value)
-    assert f"HF_HUB_OFFLINE is set and the file is not in the cache {cache_dir() / 'huggingface'}" in str(excinfo.value)
+    assert f"HF_HUB_OFFLINE is set and the file is not in the cache {hub_cache()}" in str(excinfo.value)
+    assert hub_cache() == Path(os.environ["HF_HOME"]) / "hub"  # the standard Hugging Face cache, not CLIP_CACHE's
+
+
+def test_a_hub_tag_in_the_standard_hugging_face_cache_is_used_without_a_request(
+    register_weights: RegisterWeights,
+    tiny_weights: tuple[dict[str, torch.Tensor], bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Weights open_clip or transformers already fetched (same cache, same layout) are not downloaded again."""
+    from huggingface_hub import constants
+
+    state, data = tiny_weights
+    repo = hub_cache() / "models--clip-sdk-test--tiny"
+    (repo / "snapshots" / ("c" * 40)).mkdir(parents=True)
+    (repo / "snapshots" / ("c" * 40) / "open_clip_model.safetensors").write_bytes(data)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c" * 40)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    register_weights({"card": "tiny", "tag": "hub", "hf_hub_id": "clip-sdk-test/tiny"})
+    assert_same_weights(clip_core.create_model("tiny", pretrained="hub"), state)
+    assert main(["pretrained", "list", "tiny"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[-1] == "yes"
 
 
 def test_a_missing_path_is_reported_as_a_missing_file_not_an_unknown_tag(tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ from clip_core.create import create_model
 from clip_core.embedding import Embeddings, EmbedResult, embed_images, embed_texts, read_embeddings, read_image
 from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
+from clip_core.hub.pretrained import PretrainedWeights
 from clip_core.index import EmbeddingIndex, SearchHit, build_index, open_index, search_by_image, search_by_text
 from clip_core.intermediates import TowerIntermediates
 from clip_core.model import ClipModel, ClipOutput
 from clip_core.preprocess import ImagePreprocess, get_preprocess
-from clip_core.pretrained import PretrainedWeights
 from clip_core.protocols import ImageEncoder, IntermediatesEncoder, TextEncoder, Tokenizer
 from clip_core.registry import register_plugin, unregister_plugin
 from clip_core.tokenizer import get_tokenizer

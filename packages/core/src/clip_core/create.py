@@ -6,15 +6,16 @@ import os
 from pathlib import Path
 
 from clip_core import registry
-from clip_core.cache import url_cache_path
 from clip_core.cards import ModelCard
 from clip_core.catalog import CardSpec, get_card
 from clip_core.checkpoints import load_checkpoint
 from clip_core.checkpoints.statedict import STATE_DICT_SUFFIXES
-from clip_core.download import fetch_weights
 from clip_core.errors import PretrainedError
+from clip_core.hub.cache import url_cache_path
+from clip_core.hub.download import fetch_weights
+from clip_core.hub.hfhub import is_hub_name
+from clip_core.hub.pretrained import PretrainedWeights
 from clip_core.model import ClipModel
-from clip_core.pretrained import PretrainedWeights
 from clip_core.sizing import check_size
 
 __all__ = ["create_model", "pretrained_card"]
@@ -25,19 +26,29 @@ def create_model(card: CardSpec, pretrained: str | os.PathLike[str] | None = Non
 
     ``pretrained`` is None (random initialisation, train mode), a path to a checkpoint (loaded strictly, eval
     mode), or a pretrained tag registered for the card (e.g. ``"openai"``; ``clip pretrained list`` shows them):
-    its file is taken from the cache or downloaded into it (see :mod:`clip_core.download`), and loaded into the
+    its file is taken from the cache or downloaded into it (see :mod:`clip_core.hub.download`), and loaded into the
     card the weights need (:func:`pretrained_card`: the card with the activation the weights were trained with,
     e.g. ``ViT-B-32`` with ``openai`` gives ``ViT-B-32-quickgelu``). Without a network, a tag whose file is not
     cached raises :class:`PretrainedError` within seconds, saying how to pass a copy of the file instead.
+
+    ``card`` may also be a Hugging Face hub name, ``hf-hub:ORG/NAME[@REVISION]``: the model the repository holds
+    (this SDK's, open_clip's or transformers' layout), loaded as :func:`~clip_core.load_checkpoint` loads it (eval
+    mode, the card from the repository); ``pretrained`` may be one too, to load a repository into ``card``.
 
     Before anything is allocated, the model's size is estimated on the meta device: a card larger than the memory
     available, or with more parameters than ``CLIP_MAX_PARAMS``, raises :class:`CardError` naming its parameter
     count and the memory it needs (:func:`clip_core.sizing.check_size`).
     """
+    if is_hub_name(card):
+        if pretrained is not None:
+            raise PretrainedError(f"{card}: a hub name brings its own weights; pretrained= goes with a card")
+        return load_checkpoint(str(card))
     model_card = get_card(card)
     check_size(model_card)
     if pretrained is None:
         return ClipModel(model_card)
+    if is_hub_name(pretrained):
+        return load_checkpoint(pretrained, card=model_card)
     if isinstance(pretrained, os.PathLike) or Path(pretrained).exists() or _names_a_file(model_card, pretrained):
         return load_checkpoint(pretrained, card=model_card)
     weights = registry.pretrained_weights(model_card.name, pretrained)

@@ -33,7 +33,8 @@ class PluginError(ClipError):
 
 
 class PretrainedError(ClipError):
-    """A pretrained tag is unknown for its card, or its weights cannot be obtained."""
+    """A pretrained tag is unknown for its card, its weights cannot be obtained, or a Hugging Face hub repository
+    (``hf-hub:ORG/NAME``) cannot be read from or pushed to."""
 
 
 class InputError(ClipError, ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +163,21 @@ class ClipModel(nn.Module):
         from clip_core.checkpoints.native import save_pretrained
 
         return save_pretrained(self, directory)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        revision: str | None = None,
+        private: bool | None = None,
+        format: Literal["clip-sdk", "transformers", "open_clip", "onnx"] = "clip-sdk",
+    ) -> str:
+        """Upload this model to the Hugging Face hub repository ``repo_id`` (``ORG/NAME``, created if new) on branch
+        ``revision`` (default ``main``), in ``format``'s layout, with a model card ``README.md``; returns the commit's
+        URL. Loads back with ``clip_core.create_model("hf-hub:ORG/NAME")``. See :func:`clip_core.hub.push.push_to_hub`
+        (a :class:`~clip_core.PretrainedError` when the hub cannot be reached or refuses)."""
+        from clip_core.hub.push import push_to_hub
+
+        return push_to_hub(self, repo_id, revision=revision, private=private, format=format)
 
 
 def _parameter_dtype(module: nn.Module) -> torch.dtype | None:

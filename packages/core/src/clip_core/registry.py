@@ -30,7 +30,7 @@ from clip_core.cardfiles import read_card_file
 from clip_core.cards import ModelCard, TokenizerConfig, TowerConfig, format_validation_error
 from clip_core.errors import CardError, PluginError, PretrainedError
 from clip_core.hookspecs import PLUGIN_API_VERSION
-from clip_core.pretrained import PretrainedWeights
+from clip_core.hub.pretrained import PretrainedWeights
 from clip_core.protocols import Tokenizer
 
 __all__ = [

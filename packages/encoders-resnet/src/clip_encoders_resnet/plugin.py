@@ -6,7 +6,7 @@ from typing import Any
 
 import clip_core
 from clip_core.cardfiles import package_cards
-from clip_core.pretrained import package_pretrained
+from clip_core.hub import package_pretrained
 from clip_encoders_resnet.build import build_modified_resnet, convert_openai
 from clip_encoders_resnet.config import ModifiedResNetConfig
 

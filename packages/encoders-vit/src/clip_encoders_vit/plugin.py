@@ -6,7 +6,7 @@ from typing import Any
 
 import clip_core
 from clip_core.cardfiles import package_cards
-from clip_core.pretrained import package_pretrained
+from clip_core.hub import package_pretrained
 from clip_encoders_vit.build import build_timm, build_vit, convert_timm_openai, convert_vit_hf, convert_vit_openai
 from clip_encoders_vit.config import TimmTowerConfig, VitConfig
 

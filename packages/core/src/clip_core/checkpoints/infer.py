@@ -118,8 +118,13 @@ class InferredCard:
 
 
 def inferred_name(path: Path) -> str:
-    """``inferred-<stem>``: the name of a card made for the weights at ``path`` (a valid card name)."""
-    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", path.stem if path.is_file() else path.name).strip("-._+")
+    """``inferred-<stem>``: the name of a card made for the weights at ``path`` (a valid card name). A commit folder
+    of the Hugging Face cache (``models--ORG--NAME/snapshots/<commit>``) is named for its repository's NAME."""
+    if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
+        label = path.parent.parent.name.rsplit("--", 1)[-1]
+    else:
+        label = path.stem if path.is_file() else path.name
+    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", label).strip("-._+")
     return f"inferred-{stem}"[:128] if stem else "inferred"
 
 

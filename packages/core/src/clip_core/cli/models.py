@@ -17,11 +17,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         required=True,
         metavar="M",
-        help="a card name or file (random weights, seed 0: for tests), a card with --pretrained, or a checkpoint "
-        "(this SDK's folder, or a .safetensors/.pt/.bin file)",
+        help="a card name or file (random weights, seed 0: for tests), a card with --pretrained, a checkpoint "
+        "(this SDK's, open_clip's or transformers' folder, or a .safetensors/.pt/.bin file), or a Hugging Face hub "
+        "repository holding one of those folders (hf-hub:ORG/NAME[@REVISION])",
     )
     group.add_argument("--pretrained", metavar="TAG_OR_PATH", help="weights for the card: a pretrained tag or a file")
-    group.add_argument("--card", help="the card of a checkpoint file (when the file does not say)")
+    group.add_argument("--card", help="the card of a checkpoint (when it does not say)")
     group.add_argument("--device", help="cpu, cuda, cuda:1... (default: the GPU if any)")
     group.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: convert the model (fp32)")
     group.add_argument(
@@ -47,10 +48,16 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
     from clip_core.checkpoints.strict import model_from_state
     from clip_core.create import create_model
     from clip_core.fingerprint import model_fingerprint
+    from clip_core.hub.hfhub import is_hub_name
 
     spec = args.model
     path = Path(spec)
-    if path.is_dir() or (path.is_file() and path.suffix.lower() not in CARD_SUFFIXES):
+    if is_hub_name(spec):
+        if args.pretrained is not None:
+            raise InputError(f"--pretrained goes with a card; --model {spec} brings its own weights")
+        model = load_checkpoint(spec, card=args.card)
+        source = spec if args.card is None else f"{spec} (card {args.card})"
+    elif path.is_dir() or (path.is_file() and path.suffix.lower() not in CARD_SUFFIXES):
         if args.pretrained is not None:
             raise InputError(f"--pretrained goes with a card; --model {spec} is a checkpoint already")
         model = load_checkpoint(path, card=args.card)

@@ -1,10 +1,10 @@
-"""``clip pretrained`` and ``clip convert``: published weights and checkpoint conversion."""
+"""``clip pretrained``, ``clip convert`` and ``clip push``: published weights, checkpoint conversion, uploads."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, get_args
 
 from clip_core import registry
 from clip_core.catalog import list_cards
@@ -12,7 +12,7 @@ from clip_core.cli.tables import print_table
 
 
 def _cmd_pretrained_list(args: argparse.Namespace) -> None:
-    from clip_core.cache import cached_file
+    from clip_core.hub.cache import cached_file
 
     cards = [registry.card_entry(args.card).name] if args.card else list_cards()
     entries = [registry.pretrained_weights(card, tag) for card in cards for tag in registry.pretrained_tags(card)]
@@ -61,8 +61,48 @@ def _add_convert_parser(commands: Any) -> None:
     convert.set_defaults(run=_cmd_convert)
 
 
+def _cmd_push(args: argparse.Namespace) -> None:
+    from clip_core.checkpoints import open_checkpoint
+    from clip_core.hub.push import prepare_push, push_to_hub
+
+    loaded = open_checkpoint(args.src, args.card)
+    for line in loaded.describe():
+        print(line)
+    if args.prepare is not None:
+        folder = prepare_push(
+            loaded.model, args.prepare, repo_id=args.repo_id, revision=args.revision, format=args.format
+        )
+        print(f"wrote {folder} ({', '.join(sorted(path.name for path in folder.iterdir()))}); nothing was uploaded")
+        return
+    url = push_to_hub(loaded.model, args.repo_id, revision=args.revision, private=args.private, format=args.format)
+    print(f"pushed to {url}")
+
+
+def _add_push_parser(commands: Any) -> None:
+    from clip_core.hub.push import PushFormat
+
+    push = commands.add_parser(
+        "push",
+        help="upload a model to the Hugging Face hub, with a model card",
+        description="Load SRC (anything --model names as a checkpoint: a folder, a weights file, hf-hub:ORG/NAME) "
+        "and upload it to the hub repository REPO_ID (created if new) in the layout --format names, with a "
+        "README.md model card (the card, the preprocessing, how to load it with clip-sdk, open_clip and "
+        "transformers). The token is huggingface_hub's (HF_TOKEN or `hf auth login`), the hub HF_ENDPOINT's.",
+    )
+    push.add_argument("src", metavar="SRC", help="the model to upload (a checkpoint or hf-hub:ORG/NAME)")
+    push.add_argument("repo_id", metavar="REPO_ID", help="the hub repository, ORG/NAME")
+    push.add_argument("--card", metavar="NAME|FILE", help="the card of SRC (default: read or inferred)")
+    push.add_argument("--format", choices=get_args(PushFormat), default="clip-sdk", help="the layout (clip-sdk)")
+    push.add_argument("--revision", metavar="BRANCH", help="the branch to commit to (main; created if new)")
+    visibility = push.add_mutually_exclusive_group()
+    visibility.add_argument("--private", action="store_true", default=None, help="create the repository private")
+    visibility.add_argument("--public", dest="private", action="store_false", help="create the repository public")
+    push.add_argument("--prepare", metavar="DIR", help="only write the folder that would be uploaded to DIR")
+    push.set_defaults(run=_cmd_push)
+
+
 def add_parsers(commands: Any) -> None:
-    """``clip pretrained list`` and ``clip convert``."""
+    """``clip pretrained list``, ``clip convert`` and ``clip push``."""
     pretrained = commands.add_parser("pretrained", help="registered pretrained weights, by card and tag")
     pretrained_commands = pretrained.add_subparsers(dest="pretrained_command", required=True, metavar="SUBCOMMAND")
     weights = pretrained_commands.add_parser(
@@ -72,3 +112,4 @@ def add_parsers(commands: Any) -> None:
     weights.add_argument("--json", action="store_true", help="print JSON (every field of each entry)")
     weights.set_defaults(run=_cmd_pretrained_list)
     _add_convert_parser(commands)
+    _add_push_parser(commands)

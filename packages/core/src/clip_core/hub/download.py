@@ -4,7 +4,7 @@ URL downloads (:func:`download_url`) stream to ``<file>.partial`` beside their p
 interrupted transfer with an HTTP ``Range`` request (within one call, and in the next call after a failure),
 check the SHA-256 when one is known (a mismatch deletes the file), and only then rename the file into place, so a
 file in the cache is always complete. A lock file keeps two processes from writing the same file. Hub files
-(:func:`download_hub`) go through ``huggingface_hub.hf_hub_download`` into the same cache directory.
+(:func:`download_hub`) go through ``huggingface_hub.hf_hub_download`` into the standard Hugging Face cache.
 
 Before any request, the server (or the proxy in between) is probed with a short, bounded DNS lookup and TCP
 connect, so that without a network a request fails within seconds with a :class:`PretrainedError` saying what
@@ -28,11 +28,20 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from clip_core.cache import hub_cache_dir, lock_path, url_cache_path
 from clip_core.errors import PretrainedError
-from clip_core.pretrained import PretrainedWeights
+from clip_core.hub.cache import lock_path, url_cache_path
+from clip_core.hub.pretrained import PretrainedWeights
+from clip_core.hub.settings import hub_cache, hub_endpoint, hub_offline
 
-__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "download_hub", "download_url", "fetch_weights", "sha256_file"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+    "download_hub",
+    "download_url",
+    "fetch_weights",
+    "sha256_file",
+    "unreachable",
+]
 
 #: Seconds the probe of a server (DNS lookup and TCP connect together) may take before the network counts as down.
 CONNECT_TIMEOUT = 10.0
@@ -52,10 +61,11 @@ class _Interrupted(Exception):
 
 def fetch_weights(weights: PretrainedWeights, *, root: Path | None = None, progress: bool | None = None) -> Path:
     """The local file of ``weights``: from the cache, else downloaded into it (see :func:`download_url` and
-    :func:`download_hub`). :class:`PretrainedError` says what was tried and why it failed."""
+    :func:`download_hub`; ``root`` is the cache directory of URL downloads). :class:`PretrainedError` says what was
+    tried and why it failed."""
     if weights.url is not None:
         return download_url(weights.url, sha256=weights.sha256, root=root, progress=progress)
-    return download_hub(str(weights.hf_hub_id), weights.hub_filenames(), sha256=weights.sha256, root=root)
+    return download_hub(str(weights.hf_hub_id), weights.hub_filenames(), sha256=weights.sha256)
 
 
 # -- URLs ---------------------------------------------------------------------------------------------------------
@@ -68,7 +78,7 @@ def download_url(
     timeout: float = CONNECT_TIMEOUT,
     retries: int = 3,
 ) -> Path:
-    """Download ``url`` into the cache (``root``, default :func:`clip_core.cache.cache_dir`) and return its path.
+    """Download ``url`` into the cache (``root``, default :func:`clip_core.hub.cache.cache_dir`) and return its path.
 
     A file already in the cache is returned without any request. Otherwise the server is probed (``timeout``
     seconds for DNS and connect together), the file streams to ``<file>.partial`` with a progress bar
@@ -231,17 +241,18 @@ def download_hub(
     filenames: Sequence[str],
     *,
     sha256: str | None = None,
-    root: Path | None = None,
+    cache: Path | None = None,
     timeout: float = CONNECT_TIMEOUT,
 ) -> Path:
     """The first of ``filenames`` that the hub repository ``repo_id`` has, from the cache or downloaded into it.
 
-    A file already in the cache (``<root>/huggingface``) is returned without any request; ``HF_HUB_OFFLINE`` stops
-    there. Otherwise the hub endpoint (``HF_ENDPOINT``, default https://huggingface.co) is probed (``timeout``
-    seconds) before ``huggingface_hub.hf_hub_download`` runs, so that without a network the call fails within
-    seconds. With ``sha256``, the file is checked after download (a mismatch deletes it).
+    A file already in the Hugging Face cache (``cache``, default :func:`clip_core.hub.settings.hub_cache`) is
+    returned without any request; ``HF_HUB_OFFLINE`` stops there. Otherwise the hub endpoint (``HF_ENDPOINT``,
+    default https://huggingface.co) is probed (``timeout`` seconds) before ``huggingface_hub.hf_hub_download``
+    runs, so that without a network the call fails within seconds. With ``sha256``, the file is checked after
+    download (a mismatch deletes it).
     """
-    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -252,14 +263,14 @@ def download_hub(
 
     from clip_core import __version__
 
-    folder = hub_cache_dir(root)
+    folder = cache or hub_cache()
     for filename in filenames:
         cached = try_to_load_from_cache(repo_id, filename, cache_dir=folder)
         if isinstance(cached, str) and Path(cached).is_file():
             return Path(cached)
-    endpoint = str(constants.ENDPOINT).rstrip("/")
+    endpoint = hub_endpoint()
     what = f"cannot download {' or '.join(filenames)} from the Hugging Face hub repository {endpoint}/{repo_id}"
-    if constants.HF_HUB_OFFLINE:
+    if hub_offline():
         raise PretrainedError(f"{what}: HF_HUB_OFFLINE is set and the file is not in the cache {folder}")
     try:
         _probe(endpoint, timeout)
@@ -273,6 +284,7 @@ def download_hub(
                     repo_id,
                     filename,
                     cache_dir=folder,
+                    endpoint=endpoint,
                     etag_timeout=timeout,
                     library_name="clip-sdk",
                     library_version=__version__,
@@ -314,6 +326,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- probing the network ------------------------------------------------------------------------------------------
+def unreachable(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why the server of ``url`` (or the proxy for it) cannot be reached within ``timeout`` seconds, or None when it
+    accepts a connection."""
+    try:
+        _probe(url, timeout)
+    except _Unreachable as exc:
+        return str(exc)
+    return None
+
+
 def _probe(url: str, timeout: float) -> None:
     """Check within ``timeout`` seconds that the server of ``url`` (or the proxy for it) accepts a TCP connection;
     :class:`_Unreachable` saying why not (DNS failure, connection refused, no answer)."""
