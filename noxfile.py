@@ -69,19 +69,23 @@ def _editable_packages() -> list[str]:
     return [*args, "-e", TEST_PLUGIN]
 
 
+#: Peer-parity tests must run, never skip; a broken installed plugin is an error, never a warning.
+_TEST_ENV = {"CLIP_REQUIRE_PEERS": "1", "CLIP_STRICT_PLUGINS": "1"}
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version. The browser tests of
     `clip serve` need Debian's chromium on PATH (`.ci/run` installs it)."""
     session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS)
-    session.run("pytest", "-m", "not slow", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
+    session.run("pytest", "-m", "not slow", *session.posargs, env=_TEST_ENV)
 
 
 @nox.session(python=PYTHONS[-1])
 def parity(session: nox.Session) -> None:
     """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
     session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS)
-    session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
+    session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env=_TEST_ENV)
 
 
 @nox.session(python=PYTHONS[-1])

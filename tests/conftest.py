@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
+# A broken installed plugin is an error here, not a warning: the tests must never run with a plugin left out.
+os.environ.setdefault("CLIP_STRICT_PLUGINS", "1")
+
 if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity tests must run, never skip
     for peer in ("open_clip", "transformers", "fastapi", "uvicorn", "multipart", "httpx"):
         importlib.import_module(peer)

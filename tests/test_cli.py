@@ -47,7 +47,7 @@ def test_cards_list_shows_names_kinds_and_aliases(capsys: pytest.CaptureFixture[
 
 
 def test_cards_show_prints_the_validated_card(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run(capsys, "cards", "show", "Tiny/8")
+    status, out, _ = run(capsys, "cards", "show", "Tiny/8", "--json")
     assert status == 0
     card = json.loads(out)
     assert card["name"] == "tiny" and card["preprocess"]["image_size"] == 32

@@ -208,6 +208,7 @@ def test_clip_plugins_json_lists_what_the_example_registered(
         "tokenizers": ["utf8-bytes"],
         "pretrained": ["example-tiny:v1"],
         "losses": ["example-infonce"],
+        "error": None,
     }
 
 

@@ -25,9 +25,10 @@ from clip_core.errors import CardError, CheckpointError, ClipError, InputError, 
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
 from clip_core.hub.pretrained import PretrainedWeights
 from clip_core.index import EmbeddingIndex, SearchHit, build_index, open_index, search_by_image, search_by_text
+from clip_core.intermediates import TowerIntermediates
 from clip_core.model import ClipModel, ClipOutput
 from clip_core.preprocess import ImagePreprocess, get_preprocess
-from clip_core.protocols import ImageEncoder, TextEncoder, Tokenizer
+from clip_core.protocols import ImageEncoder, IntermediatesEncoder, TextEncoder, Tokenizer
 from clip_core.registry import register_plugin, unregister_plugin
 from clip_core.serve import create_app, run_server
 from clip_core.tokenizer import get_tokenizer
@@ -52,6 +53,7 @@ __all__ = [
     "ImageEncoder",
     "ImagePreprocess",
     "InputError",
+    "IntermediatesEncoder",
     "ModelCard",
     "PluginError",
     "PreprocessConfig",
@@ -64,6 +66,7 @@ __all__ = [
     "Tokenizer",
     "TokenizerConfig",
     "TowerConfig",
+    "TowerIntermediates",
     "__version__",
     "build_index",
     "build_tower",

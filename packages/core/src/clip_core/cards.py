@@ -223,6 +223,39 @@ class ModelCard(_Strict):
         provenance = self.provenance.model_copy(update={"notes": notes})
         return self.model_copy(update={**towers, "name": name, "aliases": (), "provenance": provenance})
 
+    def with_image_size(self, size: int, name: str | None = None) -> ModelCard:
+        """This card reading ``size``-pixel images: the image tower's ``image_size`` and the preprocessing's.
+
+        Weights of the original size load into the new card: the towers resample their position embeddings to
+        the new grid on load (bicubic, class token kept, as open_clip's ``force_image_size``). Returns the card
+        itself when it already reads ``size``. The new card is named ``name`` or, by default, after the change
+        (``ViT-B-32`` at 288 is ``ViT-B-32-288``; a trailing ``-<old size>`` is replaced), has no aliases and says
+        in ``provenance.notes`` where it comes from. :class:`CardError` if the image tower has no ``image_size``
+        or does not accept ``size`` (e.g. not a multiple of the patch size).
+        """
+        config: TowerConfig = self.image
+        if "image_size" not in type(config).model_fields:
+            raise CardError(f"card {self.name!r}: the image tower (kind {config.kind!r}) has no `image_size` to set")
+        old = getattr(config, "image_size", None)
+        if old == size:
+            return self
+        try:
+            image = type(config).model_validate(config.model_dump() | {"image_size": size})
+            preprocess = PreprocessConfig.model_validate(self.preprocess.model_dump() | {"image_size": size})
+        except ValidationError as exc:
+            raise CardError(
+                f"card {self.name!r}: the image tower (kind {config.kind!r}) cannot read {size}-pixel images: "
+                f"{format_validation_error(exc)}"
+            ) from None
+        if name is None:
+            name = f"{self.name.removesuffix(f'-{old}')}-{size}"
+        if not re.fullmatch(_NAME, name) or len(name) > 128:
+            raise CardError(f"invalid card name {name!r}: letters, digits, '.', '_', '+' and '-', at most 128")
+        notes = f"Card {self.name!r} reading {size}x{size} images (its weights' position embeddings resampled)."
+        provenance = self.provenance.model_copy(update={"notes": notes, "pretrained": ()})
+        update = {"image": image, "preprocess": preprocess, "name": name, "aliases": (), "provenance": provenance}
+        return self.model_copy(update=update)
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_card_from_json, (self.model_dump_json(),))
 

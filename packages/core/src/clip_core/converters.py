@@ -9,14 +9,16 @@ transformer block with :func:`openai_resblock` (OpenAI's / open_clip's ``Residua
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 import torch
+import torch.nn.functional as F
 
 from clip_core.errors import CheckpointError
 
-__all__ = ["TIMM_BLOCK", "hf_encoder_layer", "key_reader", "openai_resblock"]
+__all__ = ["TIMM_BLOCK", "hf_encoder_layer", "key_reader", "openai_resblock", "resample_position_embedding"]
 
 #: A transformer block's roles mapped to the names of their parameters in timm's ``Block``. A block naming them
 #: otherwise passes its own mapping, e.g. ``{**TIMM_BLOCK, "fc1": "fc1", "fc2": "fc2"}``.
@@ -92,3 +94,24 @@ def hf_encoder_layer(
         for role, theirs in _HF_ENCODER_LAYER.items():
             out[f"{target}{names[role]}.{part}"] = read(source + theirs.format(part))
     return out
+
+
+def resample_position_embedding(embedding: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
+    """A learned position embedding ``[prefix + h * w, C]`` of a square grid, resampled to ``grid``: the ``prefix``
+    tokens (a class token, a ResNet's mean token) kept as they are, the grid's embeddings resized as an image
+    (bicubic, antialiased, corners not aligned), exactly as open_clip's ``resize_pos_embed`` does on load.
+
+    Returns ``embedding`` itself when it already has ``grid``; :class:`CheckpointError` when its grid is not square.
+    """
+    tokens, cells = embedding[:prefix], embedding[prefix:]
+    if cells.shape[0] == grid[0] * grid[1]:
+        return embedding
+    side = math.isqrt(cells.shape[0])
+    if side * side != cells.shape[0]:
+        raise CheckpointError(
+            f"a position embedding of {embedding.shape[0]} tokens ({prefix} + {cells.shape[0]}) holds no square grid "
+            f"to resample to {grid[0]}x{grid[1]}"
+        )
+    image = cells.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    image = F.interpolate(image, size=grid, mode="bicubic", antialias=True, align_corners=False)
+    return torch.cat([tokens, image.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], dim=0)

@@ -16,6 +16,7 @@ from clip_core.hub.download import fetch_weights
 from clip_core.hub.hfhub import is_hub_name
 from clip_core.hub.pretrained import PretrainedWeights
 from clip_core.model import ClipModel
+from clip_core.sizing import check_size
 
 __all__ = ["create_model", "pretrained_card"]
 
@@ -33,12 +34,17 @@ def create_model(card: CardSpec, pretrained: str | os.PathLike[str] | None = Non
     ``card`` may also be a Hugging Face hub name, ``hf-hub:ORG/NAME[@REVISION]``: the model the repository holds
     (this SDK's, open_clip's or transformers' layout), loaded as :func:`~clip_core.load_checkpoint` loads it (eval
     mode, the card from the repository); ``pretrained`` may be one too, to load a repository into ``card``.
+
+    Before anything is allocated, the model's size is estimated on the meta device: a card larger than the memory
+    available, or with more parameters than ``CLIP_MAX_PARAMS``, raises :class:`CardError` naming its parameter
+    count and the memory it needs (:func:`clip_core.sizing.check_size`).
     """
     if is_hub_name(card):
         if pretrained is not None:
             raise PretrainedError(f"{card}: a hub name brings its own weights; pretrained= goes with a card")
         return load_checkpoint(str(card))
     model_card = get_card(card)
+    check_size(model_card)
     if pretrained is None:
         return ClipModel(model_card)
     if is_hub_name(pretrained):

@@ -13,6 +13,7 @@ from torch import nn
 
 from clip_core.cards import ModelCard
 from clip_core.errors import InputError
+from clip_core.intermediates import Indices
 from clip_core.towers import build_tower
 
 __all__ = ["ClipModel", "ClipOutput"]
@@ -65,16 +66,27 @@ class ClipModel(nn.Module):
 
         Float pixels are cast to the image tower's dtype, so a bf16 model accepts float32 pixels.
         """
+        features = self.visual(self.image_input(pixels))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_text(self, ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Embed token ids ``[B, L]`` (from the card's tokenizer) as ``[B, embed_dim]``."""
+        features = self.text(self.text_input(ids))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def image_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``pixels`` checked (a float tensor ``[B, 3, H, W]``, else :class:`InputError`) and cast to the image
+        tower's dtype: what the image tower is given."""
         if not isinstance(pixels, torch.Tensor) or pixels.ndim != 4 or pixels.shape[1] != 3:
             raise InputError(f"pixels must be a tensor [batch, 3, height, width], got {_describe(pixels)}")
         if not pixels.is_floating_point():
             raise InputError(f"pixels must be floating point (preprocessed), got {pixels.dtype}")
         dtype = _parameter_dtype(self.visual)
-        features = self.visual(pixels.to(dtype) if dtype is not None else pixels)
-        return F.normalize(features, dim=-1) if normalize else features
+        return pixels.to(dtype) if dtype is not None else pixels
 
-    def encode_text(self, ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """Embed token ids ``[B, L]`` (from the card's tokenizer) as ``[B, embed_dim]``."""
+    def text_input(self, ids: torch.Tensor) -> torch.Tensor:
+        """``ids`` checked (an integer tensor ``[B, L]`` no longer than the card's context, else
+        :class:`InputError`): what the text tower is given."""
         if not isinstance(ids, torch.Tensor) or ids.ndim != 2:
             raise InputError(f"token ids must be a tensor [batch, length], got {_describe(ids)}")
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
@@ -82,8 +94,59 @@ class ClipModel(nn.Module):
         context = self.card.tokenizer.context_length
         if ids.shape[1] > context:
             raise InputError(f"token ids are {ids.shape[1]} long; card {self.card.name!r} reads at most {context}")
-        features = self.text(ids)
-        return F.normalize(features, dim=-1) if normalize else features
+        return ids
+
+    def forward_intermediates(
+        self,
+        image: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        image_indices: Indices = None,
+        text_indices: Indices = None,
+        stop_early: bool = False,
+        normalize: bool = True,
+        normalize_intermediates: bool = False,
+        intermediates_only: bool = False,
+        image_output_fmt: str = "NCHW",
+        image_output_extra_tokens: bool = False,
+        text_output_fmt: str = "NLC",
+        text_output_extra_tokens: bool = False,
+        output_logits: bool = False,
+        output_logit_scale_bias: bool = False,
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """The outputs of inner blocks (dense features), with open_clip's arguments and keys.
+
+        ``image_indices`` / ``text_indices`` choose the blocks: None for all, an int ``n`` for the last ``n``, or a
+        list of block numbers (negative from the end); every tower takes both forms (a ViT's blocks, a ResNet's five
+        stages: the stem and four stages, a text transformer's blocks). Returns ``image_intermediates`` (a list of
+        ``[B, C, H, W]``, or ``[B, H*W, C]`` with ``image_output_fmt="NLC"``; a ViT's class token left out, returned
+        as ``image_intermediates_prefix`` with ``image_output_extra_tokens``), ``text_intermediates`` (a list of
+        ``[B, L, C]``, every position), and unless ``intermediates_only``, ``image_features`` / ``text_features``
+        (unit length if ``normalize``), with ``image_logits`` / ``text_logits`` if ``output_logits`` and
+        ``logit_scale`` (and ``logit_bias``) if ``output_logit_scale_bias``. ``normalize_intermediates`` applies
+        the tower's final LayerNorm to each intermediate (transformers; a ResNet has none). ``stop_early`` stops
+        after the last requested block when only intermediates are asked for (features need every block).
+
+        A tower whose plugin does not provide ``forward_intermediates`` raises :class:`PluginError` naming it.
+        """
+        from clip_core.intermediates import forward_intermediates
+
+        return forward_intermediates(
+            self,
+            image,
+            text,
+            image_indices,
+            text_indices,
+            stop_early,
+            normalize,
+            normalize_intermediates,
+            intermediates_only,
+            image_output_fmt,
+            image_output_extra_tokens,
+            text_output_fmt,
+            text_output_extra_tokens,
+            output_logits,
+            output_logit_scale_bias,
+        )
 
     def forward(self, pixels: torch.Tensor, ids: torch.Tensor) -> ClipOutput:
         """Embed both modalities and score every image against every text."""

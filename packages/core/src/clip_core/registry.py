@@ -3,6 +3,10 @@
 Callers use the functions of this module (``tower_kind``, ``card_entry``, ``plugins`` ...), never ``pm.hook``.
 Plugins are discovered through the entry-point group ``clip_core`` on first use; ``register_plugin`` adds one at
 run time (for notebooks). ``CLIP_DISABLED_PLUGINS`` (comma-separated entry-point names) blocks plugins.
+
+An installed plugin that fails to import, declares an incompatible API, breaks inside a hook or registers a name
+another plugin holds is left out with one :class:`PluginWarning` naming it and the fix; ``plugins()`` lists it with
+the reason, and the rest of the SDK works. ``CLIP_STRICT_PLUGINS=1`` raises the :class:`PluginError` instead.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -32,9 +37,11 @@ __all__ = [
     "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
     "KNOWN_PROVIDERS",
+    "STRICT_ENV",
     "CardEntry",
     "LossEntry",
     "PluginInfo",
+    "PluginWarning",
     "PretrainedEntry",
     "TokenizerKind",
     "TowerKind",
@@ -55,6 +62,13 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "clip_core"
 DISABLE_ENV = "CLIP_DISABLED_PLUGINS"
+#: Set to 1 to make a broken installed plugin an error instead of a warning (the test suites do).
+STRICT_ENV = "CLIP_STRICT_PLUGINS"
+
+
+class PluginWarning(UserWarning):
+    """An installed plugin is broken and was left out (``clip plugins`` says why)."""
+
 
 #: Which distribution provides the kinds and losses clip-sdk publishes, for "install X" hints.
 KNOWN_PROVIDERS: Mapping[str, str] = {
@@ -136,6 +150,8 @@ class PluginInfo:
     tokenizers: list[str] = field(default_factory=list)
     pretrained: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
+    #: Why the plugin was left out (it registered nothing), or None for a working plugin.
+    error: str | None = None
 
 
 class RegisterTower(Protocol):
@@ -214,6 +230,8 @@ class _Registry:
         self._pm: pluggy.PluginManager | None = None
         self._tables: _Tables | None = None
         self._meta: dict[str, tuple[str | None, str | None, str]] = {}
+        self._broken: dict[str, PluginInfo] = {}
+        self._installed: set[str] = set()
 
     # -- loading ---------------------------------------------------------------------------------------------
     def manager(self) -> pluggy.PluginManager:
@@ -235,17 +253,33 @@ class _Registry:
             dist = getattr(ep, "dist", None)
             dist_name, dist_version = (dist.metadata["Name"], dist.version) if dist is not None else (None, None)
             origin = f"entry point {ep.value!r}" + (f" of {dist_name} {dist_version}" if dist_name else "")
+            self._meta[ep.name] = (dist_name, dist_version, "?")
+            self._installed.add(ep.name)
             try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {ep.name!r} ({origin}) failed to import: {type(exc).__name__}: {exc}; fix or uninstall "
-                    f"it, or disable it with {DISABLE_ENV}={ep.name}"
-                ) from exc
-            api = _check_api_version(ep.name, plugin, origin)
-            self._register(pm, plugin, ep.name, origin)
+                try:
+                    plugin = ep.load()
+                except Exception as exc:
+                    raise PluginError(
+                        f"plugin {ep.name!r} ({origin}) failed to import: {type(exc).__name__}: {exc}; fix or "
+                        f"uninstall it, or disable it with {DISABLE_ENV}={ep.name}"
+                    ) from exc
+                api = _check_api_version(ep.name, plugin, origin)
+                self._register(pm, plugin, ep.name, origin)
+            except PluginError as exc:
+                self._leave_out(ep.name, exc)
+                continue
             self._meta[ep.name] = (dist_name, dist_version, api)
         return pm
+
+    def _leave_out(self, name: str, error: PluginError) -> None:
+        """Record an installed plugin as broken and warn once, or raise ``error`` under ``CLIP_STRICT_PLUGINS``."""
+        if _strict():
+            raise error
+        dist_name, dist_version, api = self._meta.pop(name, (None, None, "?"))
+        self._broken[name] = PluginInfo(name, dist_name, dist_version, api, error=str(error))
+        fix = f"fix or uninstall it, or disable it with {DISABLE_ENV}={name}"
+        message = f"{error}; plugin {name!r} is left out" + ("" if DISABLE_ENV in str(error) else f" ({fix})")
+        warnings.warn(message, PluginWarning, stacklevel=2)
 
     @staticmethod
     def _register(pm: pluggy.PluginManager, plugin: object, name: str, origin: str) -> None:
@@ -274,7 +308,7 @@ class _Registry:
             try:
                 self._register(pm, plugin, name, origin)
                 self._meta[name] = (None, None, api)
-                self._tables = self._collect(pm)
+                self._tables = self._collect_isolated(pm)
             except PluginError:
                 if pm.get_plugin(name) is not None:
                     pm.unregister(name=name)
@@ -300,15 +334,29 @@ class _Registry:
             self._pm = None
             self._tables = None
             self._meta = {}
+            self._broken = {}
+            self._installed = set()
 
     # -- the tables ------------------------------------------------------------------------------------------
     def tables(self) -> _Tables:
         with self._lock:
             if self._tables is None:
-                self._tables = self._collect(self.manager())
+                self._tables = self._collect_isolated(self.manager())
             return self._tables
 
-    def _collect(self, pm: pluggy.PluginManager) -> _Tables:
+    def _collect_isolated(self, pm: pluggy.PluginManager) -> _Tables:
+        """The tables; an installed plugin whose registrations fail is left out (see :meth:`_leave_out`) and the
+        tables are collected again without it."""
+        while True:
+            try:
+                return self._collect_tables(pm)
+            except _RegistrationFailed as failure:
+                if failure.plugin not in self._installed or pm.get_plugin(failure.plugin) is None:
+                    raise failure.error from failure.error.__cause__
+                pm.unregister(name=failure.plugin)
+                self._leave_out(failure.plugin, failure.error)
+
+    def _collect_tables(self, pm: pluggy.PluginManager) -> _Tables:
         tables = _Tables()
         for name, plugin in pm.list_name_plugin():
             if plugin is None:
@@ -327,18 +375,22 @@ class _Registry:
                 register = make_register(tables, impl.plugin_name)
                 try:
                     impl.function(*[register for _ in impl.argnames])
-                except PluginError:
-                    raise
+                except PluginError as exc:
+                    raise _RegistrationFailed(impl.plugin_name, exc) from exc
                 except Exception as exc:
-                    raise PluginError(
+                    error = PluginError(
                         f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                    ) from exc
+                    )
+                    error.__cause__ = exc
+                    raise _RegistrationFailed(impl.plugin_name, error) from exc
         for (card, tag), entry in tables.pretrained.items():
             if card not in tables.cards:
-                raise PluginError(
+                error = PluginError(
                     f"plugin {entry.plugin!r} registered pretrained weights {tag!r} for card {card!r}, which no plugin "
                     "registers"
                 )
+                raise _RegistrationFailed(entry.plugin, error)
+        tables.plugins.update(self._broken)
         return tables
 
     @staticmethod
@@ -445,6 +497,18 @@ class _Registry:
         return register
 
 
+class _RegistrationFailed(Exception):
+    """A plugin's registrations failed: which plugin, and the error a user sees."""
+
+    def __init__(self, plugin: str | None, error: PluginError) -> None:
+        super().__init__(str(error))
+        self.plugin, self.error = plugin, error
+
+
+def _strict() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _check_kind_name(kind: object, where: str) -> None:
     if not isinstance(kind, str) or not kind or not set(kind) <= _KIND_CHARS or not kind[0].isalnum():
         raise PluginError(f"{where}: names are lower-case letters, digits, '.', '_' and '-', got {kind!r}")
@@ -545,7 +609,8 @@ def losses() -> dict[str, LossEntry]:
 
 
 def plugins() -> list[PluginInfo]:
-    """Every registered plugin with its distribution, version, declared API and registrations."""
+    """Every registered plugin with its distribution, version, declared API and registrations, and every installed
+    plugin left out as broken, with the reason in ``error``."""
     return list(_REGISTRY.tables().plugins.values())
 
 

@@ -10,8 +10,9 @@ optionally, ``embed_dim``. Needs the ``testing`` extra (``pip install clip-core[
 from __future__ import annotations
 
 import io
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from torch import nn
 
 from clip_core import registry
 from clip_core.cards import TowerConfig
+from clip_core.intermediates import TowerIntermediates
 from clip_core.towers import build_tower
 
 __all__ = ["TowerConformanceTests", "randomize_batch_norms"]
@@ -35,7 +37,9 @@ _SETTINGS = settings(
 
 
 class TowerConformanceTests:
-    """Properties of a tower: output shape, dtype, batch independence, determinism, strict state-dict round trip."""
+    """Properties of a tower: output shape, dtype, batch independence, determinism, strict state-dict round trip,
+    and, for a tower providing ``forward_intermediates`` (optional), that its features are the forward's output and
+    that "the last n blocks" and the list of those blocks select the same outputs."""
 
     #: The tower configuration under test (subclasses set it).
     config: ClassVar[TowerConfig]
@@ -105,6 +109,32 @@ class TowerConformanceTests:
         inputs = self.make_input(2)
         with torch.no_grad():
             assert torch.equal(source(inputs), target(inputs))
+
+    def test_intermediates_agree_with_forward_and_indices(self) -> None:
+        """``forward_intermediates`` (when the tower provides it) returns the forward's features, one output per
+        requested block in the requested format, the same outputs for ``n`` and for the last ``n`` block numbers,
+        and no features with ``intermediates_only``."""
+        tower: Any = self.make_tower()
+        inputs = self.make_input(2)
+        if not callable(getattr(tower, "forward_intermediates", None)):
+            pytest.skip("the tower does not provide forward_intermediates (optional)")
+        image = registry.tower_kind(self.config.kind).modality == "image"
+        with torch.no_grad():
+            every = tower.forward_intermediates(inputs)
+            assert isinstance(every, TowerIntermediates) and every.features is not None
+            torch.testing.assert_close(every.features, tower(inputs), atol=self.atol, rtol=1e-4)
+            count = len(every.intermediates)
+            assert count >= 1
+            last = tower.forward_intermediates(inputs, 1, intermediates_only=True)
+            listed = tower.forward_intermediates(inputs, [count - 1], intermediates_only=True, stop_early=True)
+            assert last.features is None and len(last.intermediates) == len(listed.intermediates) == 1
+            torch.testing.assert_close(last.intermediates[0], every.intermediates[-1])
+            torch.testing.assert_close(listed.intermediates[0], every.intermediates[-1])
+            for output in every.intermediates:
+                assert output.shape[0] == 2 and output.dim() == (4 if image else 3)
+            if image:
+                flat = tower.forward_intermediates(inputs, 1, intermediates_only=True, output_fmt="NLC").intermediates
+                torch.testing.assert_close(flat[0], every.intermediates[-1].flatten(2).transpose(1, 2))
 
 
 def randomize_batch_norms(module: nn.Module, seed: int = 0) -> None:

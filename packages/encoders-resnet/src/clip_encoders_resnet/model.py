@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 from torch import nn
 
+from clip_core.converters import resample_position_embedding
+from clip_core.intermediates import Indices, TowerIntermediates, take_indices, to_output_format
 from clip_encoders_resnet.config import EXPANSION, ModifiedResNetConfig
 
 __all__ = ["AttentionPool", "ModifiedResNet", "trunk_config"]
@@ -97,9 +99,48 @@ class ModifiedResNet(nn.Module):
         self.trunk.to(memory_format=torch.channels_last)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.attnpool(self.trunk.forward_features(self._trunk_input(pixels)))  # type: ignore[no-any-return]
+
+    def fit_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights for another image size made to fit this one: the attention pool's position embedding resampled
+        to this grid (bicubic, the mean token kept, as open_clip resamples a ViT's); everything else as it is."""
+        key = "attnpool.positional_embedding"
+        if key in state and state[key].dim() == 2:
+            grid = self.config.image_size // 32
+            state = {**state, key: resample_position_embedding(state[key], (grid, grid))}
+        return state
+
+    def _trunk_input(self, pixels: torch.Tensor) -> torch.Tensor:
         size = self.config.image_size
         if pixels.shape[-2:] != (size, size):
             raise ValueError(f"pixels are {tuple(pixels.shape[-2:])}; this tower reads {size}x{size} images")
         weight = self.attnpool.positional_embedding
-        x = pixels.to(dtype=weight.dtype, memory_format=torch.channels_last)
-        return self.attnpool(self.trunk.forward_features(x))  # type: ignore[no-any-return]
+        return pixels.to(dtype=weight.dtype, memory_format=torch.channels_last)
+
+    def forward_intermediates(
+        self,
+        pixels: torch.Tensor,
+        indices: Indices = None,
+        *,
+        stop_early: bool = False,
+        normalize_intermediates: bool = False,
+        intermediates_only: bool = False,
+        output_fmt: str = "NCHW",
+        output_extra_tokens: bool = False,
+    ) -> TowerIntermediates:
+        """The outputs of the five feature stages (the stem, then the four residual stages), as open_clip's
+        ``ModifiedResNet`` gives them: ``indices`` counts these five, and takes an int or a list alike.
+
+        The maps come in the standard (contiguous) memory format; ``normalize_intermediates`` does nothing (the
+        trunk ends in no norm) and there are no extra tokens.
+        """
+        taken, last = take_indices(1 + len(self.trunk.stages), indices, "stage")
+        stages = [self.trunk.stem, *self.trunk.stages]
+        x = self._trunk_input(pixels)
+        outputs: list[torch.Tensor] = []
+        for i, stage in enumerate(stages[: last + 1] if stop_early and intermediates_only else stages):
+            x = stage(x)
+            if i in taken:
+                outputs.append(to_output_format(x.flatten(2).transpose(1, 2), (x.shape[-2], x.shape[-1]), output_fmt))
+        features = None if intermediates_only else self.attnpool(self.trunk.final_conv(x))
+        return TowerIntermediates(outputs, features, [] if output_extra_tokens else None)

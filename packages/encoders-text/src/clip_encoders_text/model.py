@@ -15,6 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from clip_core import TowerConfig
 from clip_core.inplace import PreNormBlock, blocks_in_place, runs_in_place
+from clip_core.intermediates import Indices, TowerIntermediates, take_indices
 
 __all__ = ["TextTransformer", "TextTransformerConfig"]
 
@@ -175,3 +176,34 @@ class TextTransformer(nn.Module):
                 x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
         pooled = blocks[-1].forward_at(x, eot)  # only the end tokens' features are read from the last block
         return self.text_projection(self.ln_final(pooled))  # type: ignore[no-any-return]
+
+    def forward_intermediates(
+        self,
+        ids: torch.Tensor,
+        indices: Indices = None,
+        *,
+        stop_early: bool = False,
+        normalize_intermediates: bool = False,
+        intermediates_only: bool = False,
+        output_fmt: str = "NLC",
+        output_extra_tokens: bool = False,
+    ) -> TowerIntermediates:
+        """The blocks' outputs ``[B, L, width]`` at every position (no cut to the longest text), and the features,
+        as open_clip's text tower gives them. ``normalize_intermediates`` applies ``ln_final``."""
+        if output_fmt != "NLC":
+            raise ValueError(f"text intermediates come as NLC only, not {output_fmt!r}")
+        if ids.shape[1] > self.config.context_length:
+            raise ValueError(f"ids are {ids.shape[1]} long; this tower reads at most {self.config.context_length}")
+        blocks = cast(list[Block], list(self.blocks))
+        taken, last = take_indices(len(blocks), indices)
+        x = self.token_embedding(ids) + self.positional_embedding[: ids.shape[1]]
+        outputs: list[torch.Tensor] = []
+        for i, block in enumerate(blocks[: last + 1] if stop_early and intermediates_only else blocks):
+            x = block(x)
+            if i in taken:
+                outputs.append(self.ln_final(x) if normalize_intermediates else x)
+        features = None
+        if not intermediates_only:
+            pooled = self.ln_final(x)[torch.arange(ids.shape[0], device=ids.device), ids.argmax(dim=-1)]
+            features = self.text_projection(pooled)
+        return TowerIntermediates(outputs, features, [] if output_extra_tokens else None)

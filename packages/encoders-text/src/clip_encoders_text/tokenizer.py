@@ -91,8 +91,10 @@ class ClipBpeTokenizer:
     with numpy, and Rust's BPE for chunks never seen before.
 
     ``tok(texts)`` returns ``LongTensor[B, context_length]``: 49406 (start), the text's ids, 49407 (end), zeros. A
-    text too long for the context keeps its first ``context_length - 2`` ids and still ends with 49407. Instances
-    share one process-wide engine and may be called from several threads at once.
+    text too long for the context keeps its first ``context_length - 2`` ids and still ends with 49407
+    (``truncate="end"``, the default, as open_clip), or raises :class:`InputError` naming the text and its length
+    in tokens (``truncate="error"``, as OpenAI's ``clip.tokenize``). Instances share one process-wide engine and may
+    be called from several threads at once.
     """
 
     vocab_size: int = VOCAB_SIZE
@@ -135,9 +137,29 @@ class ClipBpeTokenizer:
             pieces.append(table[index])
         return b"".join(pieces).decode("utf-8", errors="replace").replace(END_OF_WORD, " ")
 
-    def __call__(self, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor:
+    def __call__(
+        self, texts: str | Sequence[str], context_length: int | None = None, truncate: str = "end"
+    ) -> torch.Tensor:
         """Ids ``LongTensor[len(texts), context_length]`` (a single str is a batch of one); see the class docstring."""
         length = self.context_length if context_length is None else context_length
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise InputError(f"context_length must be a positive int, got {length!r}")
-        return torch.from_numpy(_rows(*engine().ids(_as_texts(texts)), length))
+        if truncate not in ("end", "error"):
+            raise InputError(f"truncate must be 'end' or 'error', got {truncate!r}")
+        batch = _as_texts(texts)
+        ids, counts = engine().ids(batch)
+        if truncate == "error":
+            _refuse_long(batch, counts, length)
+        return torch.from_numpy(_rows(ids, counts, length))
+
+
+def _refuse_long(texts: list[str], counts: Int64s, length: int) -> None:
+    """An :class:`InputError` naming the first text whose ids, with the start and end tokens, exceed ``length``."""
+    too_long = np.flatnonzero(counts + 2 > length)
+    if len(too_long):
+        i = int(too_long[0])
+        more = f" (and {len(too_long) - 1} more)" if len(too_long) > 1 else ""
+        raise InputError(
+            f"text {i} is {int(counts[i]) + 2} tokens long (start and end included); the context reads {length}: "
+            f"{texts[i]!r:.80}{more}"
+        )

@@ -16,7 +16,9 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from clip_core.converters import resample_position_embedding
 from clip_core.inplace import blocks_in_place, runs_in_place
+from clip_core.intermediates import Indices, TowerIntermediates, take_indices, to_output_format
 from clip_encoders_vit.blocks import class_token_output, in_place_parts, patch_tokens
 from clip_encoders_vit.config import VitConfig
 
@@ -76,3 +78,43 @@ class VitTower(nn.Module):
                 x = checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
         token = class_token_output(blocks[-1], x, self.config.heads)
         return self.proj(trunk.norm(token))  # type: ignore[no-any-return]
+
+    def fit_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights for another image size made to fit this one: the position embedding resampled to this grid
+        (bicubic, class token kept, as open_clip's ``resize_pos_embed``); everything else as it is."""
+        key = "trunk.pos_embed"
+        if key in state and state[key].dim() == 3:
+            grid = cast(tuple[int, int], tuple(self.trunk.patch_embed.grid_size))
+            state = {**state, key: resample_position_embedding(state[key][0], grid)[None]}
+        return state
+
+    def forward_intermediates(
+        self,
+        pixels: torch.Tensor,
+        indices: Indices = None,
+        *,
+        stop_early: bool = False,
+        normalize_intermediates: bool = False,
+        intermediates_only: bool = False,
+        output_fmt: str = "NCHW",
+        output_extra_tokens: bool = False,
+    ) -> TowerIntermediates:
+        """The blocks' outputs (``[B, width, grid, grid]`` in NCHW) and the features, as open_clip's ViT gives them.
+
+        Every block runs module by module (all tokens, no in-place path), so the numbers are those of timm's blocks.
+        """
+        trunk = self.trunk
+        blocks = cast(list[Block], list(trunk.blocks))
+        taken, last = take_indices(len(blocks), indices)
+        x = trunk.norm_pre(trunk._pos_embed(patch_tokens(trunk.patch_embed, pixels)))
+        outputs: list[torch.Tensor] = []
+        for i, block in enumerate(blocks[: last + 1] if stop_early and intermediates_only else blocks):
+            x = block(x)
+            if i in taken:
+                outputs.append(trunk.norm(x) if normalize_intermediates else x)
+        prefix = trunk.num_prefix_tokens
+        grid = cast(tuple[int, int], tuple(trunk.patch_embed.grid_size))
+        spatial = [to_output_format(y[:, prefix:], grid, output_fmt) for y in outputs]
+        extra = [y[:, :prefix] for y in outputs] if output_extra_tokens else None
+        features = None if intermediates_only else self.proj(trunk.norm(x)[:, 0])
+        return TowerIntermediates(spatial, features, extra)

@@ -14,6 +14,8 @@ import torch
 from timm.layers.mlp import Mlp
 from torch import nn
 
+from clip_core.errors import InputError, PluginError
+from clip_core.intermediates import Indices, TowerIntermediates
 from clip_encoders_vit.config import TimmTowerConfig
 
 __all__ = ["TimmTower"]
@@ -48,3 +50,46 @@ class TimmTower(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(pixels))  # type: ignore[no-any-return]
+
+    def forward_intermediates(
+        self,
+        pixels: torch.Tensor,
+        indices: Indices = None,
+        *,
+        stop_early: bool = False,
+        normalize_intermediates: bool = False,
+        intermediates_only: bool = False,
+        output_fmt: str = "NCHW",
+        output_extra_tokens: bool = False,
+    ) -> TowerIntermediates:
+        """timm's own ``forward_intermediates`` of the backbone (its feature stages or blocks), then the head.
+
+        timm gives the maps as NCHW (every backbone can); ``"NLC"`` flattens them here."""
+        take = getattr(self.trunk, "forward_intermediates", None)
+        if take is None:
+            raise PluginError(f"timm model {self.config.model_name!r} has no forward_intermediates")
+        if output_fmt not in ("NCHW", "NLC"):
+            raise InputError(f"output format must be 'NCHW' or 'NLC', got {output_fmt!r}")
+        options: dict[str, Any] = {"norm": normalize_intermediates, "output_fmt": "NCHW"}
+        if output_extra_tokens:
+            options["return_prefix_tokens"] = True
+        try:
+            result = take(
+                pixels,
+                indices=list(indices) if isinstance(indices, (list, tuple)) else indices,
+                stop_early=stop_early and intermediates_only,
+                intermediates_only=intermediates_only,
+                **options,
+            )
+        except AssertionError as exc:  # timm checks indices and formats with asserts
+            raise InputError(f"timm model {self.config.model_name!r}: {exc}") from None
+        final, intermediates = (None, result) if intermediates_only else result
+        extra = None
+        if output_extra_tokens:
+            extra = [prefix for _, prefix in intermediates]
+            intermediates = [spatial for spatial, _ in intermediates]
+        if output_fmt == "NLC":
+            intermediates = [x.flatten(2).transpose(1, 2) for x in intermediates]
+        trunk: Any = self.trunk
+        features = None if final is None else self.head(trunk.forward_head(final))
+        return TowerIntermediates(list(intermediates), features, extra)

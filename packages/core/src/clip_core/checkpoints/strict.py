@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from clip_core.cards import ModelCard
     from clip_core.model import ClipModel
 
-__all__ = ["check_fits", "listing", "load_state_dict_strict", "model_from_state", "skeleton"]
+__all__ = ["check_fits", "fit_to_towers", "listing", "load_state_dict_strict", "model_from_state", "skeleton"]
 
 _SHOWN = 8
 
@@ -78,6 +78,7 @@ def model_from_state(
     from clip_core.model import ClipModel
 
     model = skeleton(card) if model is None else model
+    state = fit_to_towers(model, state)
     expected = model.state_dict()
     check_fits(expected, state, source)
     if not any(tensor.is_meta for tensor in expected.values()):
@@ -88,6 +89,20 @@ def model_from_state(
         model = ClipModel(card)
         model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def fit_to_towers(model: ClipModel, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """``state`` with each tower's part passed through the tower's ``fit_state_dict`` when it has one (optional): a
+    tower adapts weights made for another size of itself, e.g. resamples a position embedding to its grid."""
+    for prefix, tower in (("visual.", model.visual), ("text.", model.text)):
+        fit = getattr(tower, "fit_state_dict", None)
+        if not callable(fit):
+            continue
+        part = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+        fitted = fit(part)
+        rest = {key: value for key, value in state.items() if not key.startswith(prefix)}
+        state = rest | {prefix + key: value for key, value in fitted.items()}
+    return state
 
 
 #: The alignment torch's CPU allocator gives every tensor. Weights read from a file can sit at any offset of the

@@ -24,6 +24,9 @@ def _cmd_plugins(args: argparse.Namespace) -> None:
         return
     for info in infos:
         source = f"{info.distribution} {info.version}" if info.distribution else "registered at run time"
+        if info.error is not None:
+            print(f"{info.name}  ({source}) BROKEN, left out: {info.error}")
+            continue
         print(f"{info.name}  ({source}, plugin API {info.api_version})")
         for label in ("towers", "tokenizers", "cards", "pretrained", "losses"):
             items = getattr(info, label)
@@ -57,7 +60,23 @@ def _cmd_cards_list(args: argparse.Namespace) -> None:
 
 
 def _cmd_cards_show(args: argparse.Namespace) -> None:
-    print(get_card(args.card).model_dump_json(indent=2))
+    from clip_core.sizing import estimate_size
+
+    card = get_card(args.card)
+    print(card.model_dump_json(indent=2))
+    if args.json:
+        return
+    size = estimate_size(card, flops=True)
+    if size is None:
+        print("size: unknown (a tower cannot be built on the meta device)")
+        return
+    print(f"size: {size.describe()}")
+    for what, gflops, unit in (
+        ("image", size.image_gflops, f"{card.preprocess.image_size}x{card.preprocess.image_size} pixels"),
+        ("text", size.text_gflops, f"{card.tokenizer.context_length} tokens"),
+    ):
+        figure = "unknown" if gflops is None else f"{gflops:,.2f} ({gflops / 2:,.2f} G multiply-adds)"
+        print(f"GFLOPs per {what} ({unit}): {figure}")
 
 
 def _cmd_cards_schema(args: argparse.Namespace) -> None:
@@ -81,8 +100,11 @@ def add_parsers(commands: Any) -> None:
     listing = card_commands.add_parser("list", help="registered cards")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(run=_cmd_cards_list)
-    show = card_commands.add_parser("show", help="a card as JSON (by name, alias or file)")
+    show = card_commands.add_parser(
+        "show", help="a card as JSON (by name, alias or file), with its parameter count and GFLOPs per image and text"
+    )
     show.add_argument("card", help="card name, alias or file")
+    show.add_argument("--json", action="store_true", help="print the card only (a valid card file)")
     show.set_defaults(run=_cmd_cards_show)
     schema = card_commands.add_parser("schema", help="JSON Schema of card files, with every installed tower kind")
     schema.set_defaults(run=_cmd_cards_schema)

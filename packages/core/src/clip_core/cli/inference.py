@@ -57,7 +57,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         "on_shard": _stop_after(args.stop_after_shards),
     }
     if texts:
-        result = embed_texts(model, texts, args.out, **options)
+        result = embed_texts(model, texts, args.out, long_text=args.long_text, **options)
     else:
         result = embed_images(model, sources, args.out, workers=args.workers, **options)
     unit = "texts" if texts else "images"
@@ -187,6 +187,14 @@ def add_parsers(commands: Any) -> None:
     )
     embed.add_argument("sources", nargs="*", metavar="IMAGES", help="image files, folders, globs or list files")
     embed.add_argument("--texts", metavar="FILE", help="embed the lines of this text file instead of images")
+    embed.add_argument(
+        "--long-text",
+        dest="long_text",
+        choices=["truncate", "error", "chunk"],
+        default="truncate",
+        help="a text longer than the model's context: truncate it (default, as open_clip), stop with an error naming "
+        "it, or embed it as the normalised mean of its context-sized chunks' embeddings",
+    )
     embed.add_argument("--out", "-o", default="embeddings.safetensors", help="output file (embeddings.safetensors)")
     add_model_arguments(embed)
     embed.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="inputs per batch (32)")

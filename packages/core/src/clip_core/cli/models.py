@@ -10,7 +10,7 @@ from clip_core.model import ClipModel
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--model``, ``--card``, ``--pretrained``, ``--device`` and ``--dtype`` to ``parser``."""
+    """Add ``--model``, ``--card``, ``--pretrained``, ``--device``, ``--dtype`` and ``--image-size`` to ``parser``."""
     """The options naming a model, shared by ``embed``, ``zero-shot`` and ``search`` (see :func:`_model_from_args`)."""
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -25,6 +25,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--card", help="the card of a checkpoint (when it does not say)")
     group.add_argument("--device", help="cpu, cuda, cuda:1... (default: the GPU if any)")
     group.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: convert the model (fp32)")
+    group.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PIXELS",
+        help="run the model on PIXELS-sided images: the card's image size changed and the weights' position "
+        "embedding resampled to the new grid (as open_clip's force_image_size)",
+    )
 
 
 def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
@@ -38,6 +45,7 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
     from clip_core.cardfiles import CARD_SUFFIXES
     from clip_core.checkpoints import load_checkpoint
     from clip_core.checkpoints.statedict import STATE_DICT_SUFFIXES
+    from clip_core.checkpoints.strict import model_from_state
     from clip_core.create import create_model
     from clip_core.fingerprint import model_fingerprint
     from clip_core.hub.hfhub import is_hub_name
@@ -67,6 +75,11 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
         else:
             model = create_model(spec, pretrained=args.pretrained)
             source = f"{spec} + {args.pretrained}"
+    if getattr(args, "image_size", None) is not None:
+        resized = model.card.with_image_size(args.image_size)
+        if resized is not model.card:
+            model = model_from_state(resized, model.state_dict(), source)
+            source = f"{source} at {args.image_size}x{args.image_size} (card {resized.name})"
     model.eval()
     fingerprint = model_fingerprint(model)
     try:

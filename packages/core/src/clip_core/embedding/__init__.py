@@ -1,6 +1,8 @@
 """Embedding: image and text sources through a model into an embeddings file (``clip embed``).
 
 - :mod:`~clip_core.embedding.functions`: :func:`embed_images` and :func:`embed_texts`, the Python API.
+- :mod:`~clip_core.embedding.longtext`: texts longer than the context, truncated, refused or embedded in chunks
+  (:func:`~clip_core.embedding.longtext.encode_texts`).
 - :mod:`~clip_core.embedding.sources`: finding and reading image files (:func:`find_images`, :func:`read_image`),
   the image data set, and text files (:func:`read_texts`).
 - :mod:`~clip_core.embedding.job`: the resumable, sharded job (lock, manifest, progress log, shards, final gather)

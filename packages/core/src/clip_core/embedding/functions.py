@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from clip_core.embedding.job import EmbeddedBatch, EmbeddingJob, EmbedResult
+from clip_core.embedding.longtext import LONG_TEXT_POLICIES, LongText, encode_texts
 from clip_core.embedding.sources import ImageFiles, collate_images
 from clip_core.errors import InputError
 from clip_core.model import ClipModel
@@ -109,24 +110,29 @@ def embed_texts(
     model_source: str | None = None,
     fingerprint: str | None = None,
     on_shard: Callable[[int], None] | None = None,
+    long_text: LongText = "truncate",
 ) -> EmbedResult:
     """Embed texts into ``output``, row ``i`` holding ``texts[i]``; the index lists each row's text.
 
-    Tokenized by ``tokenizer`` (default: the card's); everything else as :func:`embed_images`.
+    Tokenized by ``tokenizer`` (default: the card's). A text longer than the model's context is truncated
+    (``long_text="truncate"``, as open_clip), refused with an :class:`InputError` naming it (``"error"``), or
+    embedded as the normalised mean of its context-sized pieces' embeddings (``"chunk"``; see
+    :mod:`clip_core.embedding.longtext`). Everything else as :func:`embed_images`.
     """
     if not texts:
         raise InputError("there are no texts to embed")
     tokenize = tokenizer or get_tokenizer(model.card)
     _check_sizes(batch_size, shard_size, 0)
+    if long_text not in LONG_TEXT_POLICIES:
+        raise InputError(f"long_text must be one of {', '.join(LONG_TEXT_POLICIES)}, got {long_text!r}")
 
     def encode(positions: list[int]) -> Iterator[EmbeddedBatch]:
-        device = _device(model)
         for start in range(0, len(positions), batch_size):
             chunk = positions[start : start + batch_size]
             with torch.inference_mode():
-                ids = tokenize([texts[position] for position in chunk]).to(device)
-                features = model.encode_text(ids).float()
-            yield EmbeddedBatch(chunk, (F.normalize(features, dim=-1) if normalize else features).cpu(), [])
+                batch = [texts[position] for position in chunk]
+                features = encode_texts(model, batch, tokenize, long_text, normalize)
+            yield EmbeddedBatch(chunk, features.cpu(), [])
 
     return EmbeddingJob(
         model=model,
@@ -138,6 +144,7 @@ def embed_texts(
         shard_size=shard_size,
         model_source=model_source,
         fingerprint=fingerprint,
+        options={"long_text": long_text},
     ).run(encode, overwrite=overwrite, progress=progress, on_shard=on_shard)
 
 

@@ -117,8 +117,8 @@ class EmbeddingJob:
     """One embedding job: its identity, its sources, its work folder.
 
     ``keys`` name the sources, one each (what the progress log records), and ``entries`` are their rows in the
-    index; ``model``, ``normalize``, the output format and ``fingerprint`` make the job's identity, which a resumed
-    run must match.
+    index; ``model``, ``normalize`` (and any further ``options``, such as a text job's ``long_text``), the output
+    format and ``fingerprint`` make the job's identity, which a resumed run must match.
     """
 
     def __init__(
@@ -133,6 +133,7 @@ class EmbeddingJob:
         shard_size: int,
         model_source: str | None,
         fingerprint: str | None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.modality = modality
@@ -152,7 +153,7 @@ class EmbeddingJob:
                         "card": model.card.model_dump(mode="json"),
                         "fingerprint": fingerprint or model_fingerprint(model),
                     },
-                    "options": {"normalize": normalize, "dtype": str(dtype).removeprefix("torch.")},
+                    "options": {"normalize": normalize, "dtype": str(dtype).removeprefix("torch."), **(options or {})},
                 }
             )
         )

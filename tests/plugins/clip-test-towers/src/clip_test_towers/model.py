@@ -9,6 +9,7 @@ from pydantic import Field
 from torch import nn
 
 from clip_core import TowerConfig
+from clip_core.intermediates import Indices, TowerIntermediates, take_indices, to_output_format
 
 Positive = Annotated[int, Field(gt=0)]
 
@@ -45,6 +46,25 @@ class PatchMeanTower(nn.Module):
         features = self.patch(pixels).flatten(2).mean(-1)
         out: torch.Tensor = self.proj(self.norm(features))
         return out
+
+    def forward_intermediates(
+        self,
+        pixels: torch.Tensor,
+        indices: Indices = None,
+        *,
+        stop_early: bool = False,
+        normalize_intermediates: bool = False,
+        intermediates_only: bool = False,
+        output_fmt: str = "NCHW",
+        output_extra_tokens: bool = False,
+    ) -> TowerIntermediates:
+        """One block, the patch embedding: its map, and the features (the bag-of-words tower has no such method)."""
+        take_indices(1, indices)
+        patches = self.patch(pixels)
+        grid = (patches.shape[-2], patches.shape[-1])
+        intermediates = [to_output_format(patches.flatten(2).transpose(1, 2), grid, output_fmt)]
+        features = None if intermediates_only else self.proj(self.norm(patches.flatten(2).mean(-1)))
+        return TowerIntermediates(intermediates, features, [] if output_extra_tokens else None)
 
 
 class BagOfWordsTower(nn.Module):

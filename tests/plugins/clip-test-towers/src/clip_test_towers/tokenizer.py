@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from clip_core import TokenizerConfig
+from clip_core import InputError, TokenizerConfig
 
 START, END = 257, 258
 
@@ -23,11 +23,15 @@ class ByteTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return bytes(i - 1 for i in ids if 1 <= i <= 256).decode("utf-8", errors="replace")
 
-    def __call__(self, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor:
+    def __call__(
+        self, texts: str | Sequence[str], context_length: int | None = None, truncate: str = "end"
+    ) -> torch.Tensor:
         length = context_length or self.context_length
         batch = [texts] if isinstance(texts, str) else list(texts)
         out = torch.zeros(len(batch), length, dtype=torch.long)
         for row, text in enumerate(batch):
+            if truncate == "error" and len(self.encode(text)) + 2 > length:
+                raise InputError(f"text {row} is {len(self.encode(text)) + 2} tokens long, more than {length}")
             ids = [*[START, *self.encode(text)][: length - 1], END]
             out[row, : len(ids)] = torch.tensor(ids)
         return out
