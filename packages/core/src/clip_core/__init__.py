@@ -22,7 +22,16 @@ from clip_core.checkpoints import load_checkpoint
 from clip_core.create import create_model
 from clip_core.embedding import EmbedResult, embed_images, embed_texts
 from clip_core.embeddingfile import Embeddings, read_embeddings
-from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
+from clip_core.errors import (
+    CardError,
+    CheckpointError,
+    ClipError,
+    ExportError,
+    InputError,
+    PluginError,
+    PretrainedError,
+)
+from clip_core.export import export_model
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
 from clip_core.imagefiles import read_image
 from clip_core.model import ClipModel, ClipOutput
@@ -49,6 +58,7 @@ __all__ = [
     "ClipOutput",
     "EmbedResult",
     "Embeddings",
+    "ExportError",
     "ImageEncoder",
     "ImagePreprocess",
     "InputError",
@@ -70,6 +80,7 @@ __all__ = [
     "create_model",
     "embed_images",
     "embed_texts",
+    "export_model",
     "get_card",
     "get_preprocess",
     "get_tokenizer",
