@@ -39,13 +39,15 @@ def _cmd_pretrained_list(args: argparse.Namespace) -> None:
 def _cmd_convert(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from clip_core.cardfiles import CARD_SUFFIXES
     from clip_core.checkpoints import open_checkpoint
+    from clip_core.checkpoints.statedict import STATE_DICT_SUFFIXES
     from clip_core.cli.models import model_from_args
     from clip_core.export import export_model
 
-    from clip_core.checkpoints.statedict import STATE_DICT_SUFFIXES
-
-    if Path(args.src).exists() or Path(args.src).suffix in STATE_DICT_SUFFIXES:
+    source = Path(args.src)
+    card_file = source.is_file() and source.suffix.lower() in CARD_SUFFIXES
+    if source.is_dir() or (source.exists() and not card_file) or source.suffix in STATE_DICT_SUFFIXES:
         if args.pretrained is not None:
             raise InputError(f"--pretrained goes with a card; {args.src} is a checkpoint already")
         loaded = open_checkpoint(args.src, card=args.card)
