@@ -83,7 +83,9 @@ SMALL_CARDS: dict[str, dict[str, Any]] = {
         "text": _text("quick_gelu"),
     },
 }
-CARDS = [*SMALL_CARDS, *(pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SEED_CARDS)]
+ALL = [*SMALL_CARDS, *SEED_CARDS]
+CARDS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in ALL]
+VIT_CARDS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in ALL if "vit" in n.lower()]
 
 
 def card_of(name: str) -> ModelCard:
@@ -178,7 +180,7 @@ def test_open_clip_folder_loads_in_open_clip_with_our_embeddings_pixels_and_ids(
     check_open_clip(model, name, tmp_path / "open_clip")
 
 
-@pytest.mark.parametrize("name", [n for n in CARDS if "rn" not in str(getattr(n, "values", [n])[0]).lower()])
+@pytest.mark.parametrize("name", VIT_CARDS)
 def test_transformers_folder_loads_in_transformers_with_our_embeddings(name: str, tmp_path: Path) -> None:
     model = random_model(card_of(name))
     check_transformers(model, name, tmp_path / "transformers")
@@ -201,3 +203,23 @@ def test_clip_processor_from_the_folder_gives_our_ids_and_pixels_within_its_resi
     assert float((pixels - expected).abs().max()) < 0.05
     assert list(processor.image_processor.image_mean) == list(card.preprocess.mean)
     assert list(processor.image_processor.image_std) == list(card.preprocess.std)
+
+
+@pytest.mark.parametrize("proj", ["linear", "mlp", "classifier"])
+def test_a_timm_image_tower_exports_to_open_clip_with_our_embeddings(proj: str, tmp_path: Path) -> None:
+    """The `timm` kind's projections map onto open_clip's `timm_proj` ('linear', 'mlp', and '' for timm's head)."""
+    card = clip_core.get_card(
+        {
+            "name": "small-timm",
+            "embed_dim": 16,
+            "image": {"kind": "timm", "model_name": "test_convnext", "image_size": 32, "proj": proj},
+            "text": _text("gelu", context_length=16),
+        }
+    )
+    model = random_model(card)
+    clip_core.export_model(model, tmp_path, format="open_clip")
+    reference = open_clip.create_model_and_transforms(f"local-dir:{tmp_path}")[0].eval()
+    pixels, ids = inputs(card, "small-timm")
+    with torch.no_grad():
+        assert relative_error(model.encode_image(pixels), reference.encode_image(pixels)) <= 1e-5
+        assert relative_error(model.encode_text(ids), reference.encode_text(ids)) <= 1e-5
