@@ -56,8 +56,8 @@ def _cmd_convert(args: argparse.Namespace) -> None:
         options = argparse.Namespace(
             model=args.src, pretrained=args.pretrained, card=args.card, device="cpu", dtype="fp32"
         )
-        model, source, _ = model_from_args(options)
-        lines = [f"read {source}", f"card {model.card.name!r}"]
+        model, described, _ = model_from_args(options)
+        lines = [f"read {described}", f"card {model.card.name!r}"]
     for line in lines:
         print(line)
     target = export_model(model, args.dst, format=args.to)
