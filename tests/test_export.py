@@ -19,6 +19,7 @@ from clip_core.converters import hf_encoder_layer, key_reader, openai_resblock, 
 from clip_core.export import export_state_dict
 from clip_core.export.layouts import export_tokenizer
 from clip_core.export.open_clip import open_clip_model_cfg
+from clip_core.export.transformers import preprocessor_config
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -101,6 +102,21 @@ def test_open_clip_model_cfg_of_a_seed_card_is_open_clips_own_config(name: str) 
     assert ours["text_cfg"] == {"mlp_ratio": 4.0} | theirs["text_cfg"]
     defaults = {"head_width": 64} if name.startswith("RN") else {"head_width": 64, "mlp_ratio": 4.0}
     assert ours["vision_cfg"] == defaults | theirs["vision_cfg"]
+
+
+def test_open_clip_refuses_towers_with_different_activations() -> None:
+    """open_clip has one `quick_gelu` switch; transformers has one per tower and takes such a card."""
+    card = clip_core.get_card({**SMALL_VIT, "image": {**SMALL_VIT["image"], "activation": "quick_gelu"}})
+    with pytest.raises(ExportError, match=r"its towers use different activations \(gelu, quick_gelu\); open_clip"):
+        open_clip_model_cfg(card)
+
+
+def test_transformers_refuses_padding_to_a_square_it_cannot_do() -> None:
+    card = clip_core.get_card({**SMALL_VIT, "preprocess": {"resize_mode": "longest"}})
+    with pytest.raises(ExportError, match=r"resize_mode 'longest'.*CLIPImageProcessor cannot do"):
+        preprocessor_config(card)
+    squash = preprocessor_config(clip_core.get_card({**SMALL_VIT, "preprocess": {"resize_mode": "squash"}}))
+    assert (squash["size"], squash["do_center_crop"]) == ({"height": 32, "width": 32}, False)
 
 
 def test_a_resnet_card_is_refused_by_transformers_in_one_line(tmp_path: Path) -> None:
