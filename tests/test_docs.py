@@ -193,6 +193,15 @@ def test_example_converter_maps_the_old_layout_onto_the_tower(example: ModuleTyp
     assert torch.equal(tower.state_dict()["proj.bias"], old["linear.bias"])
 
 
+def test_example_exporter_is_the_inverse_of_its_converter(example: ModuleType) -> None:
+    config = example.PooledPixelsConfig()
+    tower = clip_core.build_tower(config, 16)
+    kind = registry.tower_kind("pooled-pixels")
+    old = kind.exporters["example-v0"](tower.state_dict(), config)
+    assert sorted(old) == ["linear.bias", "linear.weight"]
+    assert kind.converters["example-v0"](old, config).keys() == tower.state_dict().keys()
+
+
 def test_clip_plugins_json_lists_what_the_example_registered(
     example: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -96,12 +96,21 @@ class RowMean(nn.Module):
 
 
 def rename_legacy(state: Mapping[str, torch.Tensor], config: RowMeanConfig) -> dict[str, torch.Tensor]:
-    return {key.replace("linear.", "proj."): value for key, value in state.items()}
+    return {key.removeprefix("visual.").replace("linear.", "proj."): value for key, value in state.items()}
+
+
+def export_legacy(tower: Mapping[str, torch.Tensor], config: RowMeanConfig) -> dict[str, torch.Tensor]:
+    return {f"visual.{key.replace('proj.', 'linear.')}": value for key, value in tower.items()}
 
 
 def register_row_mean(register: RegisterTower) -> None:
     register(
-        kind="row-mean", modality="image", config=RowMeanConfig, build=RowMean, converters={"legacy": rename_legacy}
+        kind="row-mean",
+        modality="image",
+        config=RowMeanConfig,
+        build=RowMean,
+        converters={"legacy": rename_legacy},
+        exporters={"legacy": export_legacy},
     )
 
 
@@ -153,6 +162,22 @@ def test_clip_register_towers_keeps_the_converters_next_to_the_kind(register: Re
     assert torch.equal(tower.proj.weight, legacy["linear.weight"])
 
 
+def test_clip_register_towers_keeps_the_exporters_beside_the_converters(register: Register) -> None:
+    """An exporter registered with a kind writes the tower's weights in a foreign layout, whole-model keys; its
+    layout's converter reads them back into the same tower, so a third-party tower exports as it loads."""
+    register(RowMeanPlugin(), "row_mean")
+    card = clip_core.get_card(card_data("rows", image={"kind": "row-mean"}))
+    model = clip_core.create_model(card)
+    kind = registry.tower_kind("row-mean")
+    exported = kind.exporters["legacy"](
+        {k[7:]: v for k, v in model.state_dict().items() if k.startswith("visual.")}, card.image
+    )
+    assert sorted(exported) == ["visual.linear.bias", "visual.linear.weight"]
+    tower = RowMean(RowMeanConfig(), embed_dim=12)
+    tower.load_state_dict(kind.converters["legacy"](exported, card.image), strict=True)
+    assert torch.equal(tower.proj.weight, model.visual.proj.weight)
+
+
 @pytest.mark.parametrize("kind", ["Row-Mean", "", "-row", "row mean", "row/mean", "rów", 7])
 def test_clip_register_towers_rejects_bad_kind_names(register: Register, kind: object) -> None:
     with pytest.raises(clip_core.PluginError) as excinfo:
@@ -169,8 +194,20 @@ def test_clip_register_towers_rejects_bad_kind_names(register: Register, kind: o
         ({"config": dict}, "config must be a subclass of clip_core.TowerConfig"),
         ({"config": clip_core.TowerConfig}, "config must be a subclass of clip_core.TowerConfig"),
         ({"build": None}, "build must be callable (config, embed_dim) -> nn.Module"),
+        ({"exporters": [export_legacy]}, "exporters must be a mapping {layout: function}, not list"),
+        ({"exporters": {"openai": None}}, "exporters['openai'] must be callable (state_dict, config) -> dict"),
+        ({"converters": {"": rename_legacy}}, "converters are keyed by layout name ('openai', 'hf', ...), got ''"),
     ],
-    ids=["kind-literal-differs", "modality", "not-a-tower-config", "the-base-class", "build"],
+    ids=[
+        "kind-literal-differs",
+        "modality",
+        "not-a-tower-config",
+        "the-base-class",
+        "build",
+        "exporters-list",
+        "exporter-not-callable",
+        "empty-layout",
+    ],
 )
 def test_clip_register_towers_rejects_invalid_registrations(
     register: Register, arguments: dict[str, Any], message: str
@@ -284,13 +321,13 @@ class FixedLengthTokenizer(ByteTokenizer):
         self.context_length = 5
 
 
-def tokenizers_plugin(kind: str, build: Callable[[clip_core.TokenizerConfig], Any]) -> object:
+def tokenizers_plugin(kind: str, build: Callable[[clip_core.TokenizerConfig], Any], **more: Any) -> object:
     class Tokenizers:
         CLIP_PLUGIN_API = "1.0"
 
         @clip_core.hookimpl
         def clip_register_tokenizers(self, register: RegisterTokenizer) -> None:
-            register(kind=kind, build=build)
+            register(kind=kind, build=build, **more)
 
     return Tokenizers()
 
@@ -311,6 +348,23 @@ def test_clip_register_tokenizers_adds_a_kind_that_cards_select(register: Regist
     assert registry.tokenizer_kind("shout").plugin == "shout"
 
 
+def test_clip_register_tokenizers_keeps_the_exporters_of_the_kind(register: Register, tmp_path: Path) -> None:
+    """A tokenizer kind's exporter for a layout writes that layout's files and returns its text settings."""
+
+    def shout_files(config: clip_core.TokenizerConfig, directory: Path) -> dict[str, Any]:
+        (directory / "shout.txt").write_text(f"upper case, {config.context_length} ids")
+        return {"shouting": True}
+
+    register(tokenizers_plugin("shout", ShoutTokenizer, exporters={"openai": shout_files}), "shout")
+    from clip_core.export.layouts import export_tokenizer
+
+    card = clip_core.get_card(card_data("shouting", tokenizer={"kind": "shout"}))
+    assert export_tokenizer(card, "openai", tmp_path) == {"shouting": True}
+    assert (tmp_path / "shout.txt").read_text() == "upper case, 10 ids"
+    with pytest.raises(clip_core.ExportError, match=r"tokenizer kind 'shout' \(plugin 'shout'\) has no exporter"):
+        export_tokenizer(card, "hf", tmp_path)
+
+
 def test_clip_register_tokenizers_checks_the_context_length_of_what_it_builds(register: Register) -> None:
     register(tokenizers_plugin("fixed", FixedLengthTokenizer), "fixed")
     with pytest.raises(clip_core.PluginError) as excinfo:
@@ -326,14 +380,16 @@ def test_clip_register_tokenizers_checks_the_context_length_of_what_it_builds(re
         ("bytes", ByteTokenizer, "tokenizer kind 'bytes' is registered by both 'test_towers' and 'tok'"),
         ("Shout", ShoutTokenizer, "plugin 'tok' registering tokenizer kind 'Shout': names are lower-case letters"),
         ("shout", "ShoutTokenizer", "plugin 'tok' registering tokenizer kind 'shout': build must be callable"),
+        ("shout", ShoutTokenizer, "plugin 'tok' registering tokenizer kind 'shout': exporters['hf'] must be callable"),
     ],
-    ids=["duplicate", "bad-name", "not-callable"],
+    ids=["duplicate", "bad-name", "not-callable", "exporter-not-callable"],
 )
 def test_clip_register_tokenizers_rejects_invalid_registrations(
     register: Register, kind: str, build: Any, message: str
 ) -> None:
+    more = {"exporters": {"hf": "files"}} if "exporters" in message else {}
     with pytest.raises(clip_core.PluginError) as excinfo:
-        register(tokenizers_plugin(kind, build), "tok")
+        register(tokenizers_plugin(kind, build, **more), "tok")
     assert message in str(excinfo.value)
 
 

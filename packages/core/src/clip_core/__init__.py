@@ -21,7 +21,16 @@ from clip_core.catalog import get_card, list_cards
 from clip_core.checkpoints import load_checkpoint
 from clip_core.create import create_model
 from clip_core.embedding import Embeddings, EmbedResult, embed_images, embed_texts, read_embeddings, read_image
-from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
+from clip_core.errors import (
+    CardError,
+    CheckpointError,
+    ClipError,
+    ExportError,
+    InputError,
+    PluginError,
+    PretrainedError,
+)
+from clip_core.export import export_model
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
 from clip_core.hub.pretrained import PretrainedWeights
 from clip_core.index import EmbeddingIndex, SearchHit, build_index, open_index, search_by_image, search_by_text
@@ -50,6 +59,7 @@ __all__ = [
     "EmbedResult",
     "EmbeddingIndex",
     "Embeddings",
+    "ExportError",
     "ImageEncoder",
     "ImagePreprocess",
     "InputError",
@@ -75,6 +85,7 @@ __all__ = [
     "create_model",
     "embed_images",
     "embed_texts",
+    "export_model",
     "get_card",
     "get_preprocess",
     "get_tokenizer",

@@ -1,10 +1,11 @@
-"""Pieces of foreign-weight converters that transformer towers share.
+"""Pieces of foreign-weight converters and exporters that transformer towers share.
 
 A tower's converter (``converter(state_dict, config) -> dict[str, Tensor]``, registered with the tower kind) reads
 keys with :func:`key_reader`, so that a missing key raises :class:`CheckpointError` naming it, and maps each
 transformer block with :func:`openai_resblock` (OpenAI's / open_clip's ``ResidualAttentionBlock``) or
 :func:`hf_encoder_layer` (transformers' ``CLIPEncoderLayer``) onto a timm-style block whose parameters
-:data:`TIMM_BLOCK` names.
+:data:`TIMM_BLOCK` names. A tower's exporter (``exporter(tower_state, config) -> dict[str, Tensor]``) goes the other
+way with the inverses :func:`to_openai_resblock` and :func:`to_hf_encoder_layer`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import torch.nn.functional as F
 
 from clip_core.errors import CheckpointError
 
-__all__ = ["TIMM_BLOCK", "hf_encoder_layer", "key_reader", "openai_resblock", "resample_position_embedding"]
+__all__ = [
+    "TIMM_BLOCK",
+    "hf_encoder_layer",
+    "key_reader",
+    "openai_resblock",
+    "resample_position_embedding",
+    "to_hf_encoder_layer",
+    "to_openai_resblock",
+]
 
 #: A transformer block's roles mapped to the names of their parameters in timm's ``Block``. A block naming them
 #: otherwise passes its own mapping, e.g. ``{**TIMM_BLOCK, "fc1": "fc1", "fc2": "fc2"}``.
@@ -115,3 +124,33 @@ def resample_position_embedding(embedding: torch.Tensor, grid: tuple[int, int], 
     image = cells.reshape(1, side, side, -1).permute(0, 3, 1, 2)
     image = F.interpolate(image, size=grid, mode="bicubic", antialias=True, align_corners=False)
     return torch.cat([tokens, image.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], dim=0)
+
+
+def to_openai_resblock(
+    read: Callable[[str], torch.Tensor], source: str, target: str, names: Mapping[str, str] = TIMM_BLOCK
+) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`openai_resblock`: the block under ``source`` (``"trunk.blocks.3."`` of a tower's own
+    state dict, parameters named by role in ``names``) as OpenAI's / open_clip's residual block under ``target``
+    (``"visual.transformer.resblocks.3."``)."""
+    names = _checked(names)
+    return {
+        target + theirs.format(part): read(f"{source}{names[role]}.{part}")
+        for role, theirs in _OPENAI_RESBLOCK.items()
+        for part in _PARTS
+    }
+
+
+def to_hf_encoder_layer(
+    read: Callable[[str], torch.Tensor], source: str, target: str, names: Mapping[str, str] = TIMM_BLOCK
+) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`hf_encoder_layer`: the block under ``source`` as transformers' ``CLIPEncoderLayer``
+    under ``target`` (``"vision_model.encoder.layers.3."``), the ``qkv`` role's parameters split into equal q, k and
+    v projections."""
+    names = _checked(names)
+    out: dict[str, torch.Tensor] = {}
+    for part in _PARTS:
+        for p, tensor in zip("qkv", read(f"{source}{names['qkv']}.{part}").chunk(3), strict=True):
+            out[f"{target}self_attn.{p}_proj.{part}"] = tensor.contiguous()
+        for role, theirs in _HF_ENCODER_LAYER.items():
+            out[target + theirs.format(part)] = read(f"{source}{names[role]}.{part}")
+    return out

@@ -17,7 +17,7 @@ from typing import IO
 import torch
 from safetensors.torch import save
 
-__all__ = ["staged_folder", "sync_path", "write_atomically", "write_safetensors"]
+__all__ = ["staged_folder", "sync_path", "unshared_tensors", "write_atomically", "write_safetensors"]
 
 
 def sync_path(path: Path) -> None:
@@ -58,6 +58,18 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """:func:`write_atomically` for a safetensors file."""
     write_atomically(path, lambda file: file.write(save(tensors, metadata=metadata)))
+
+
+def unshared_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous tensors, each with storage of its own (safetensors refuses shared storage, e.g. tied weights)."""
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in state.items():
+        tensor = tensor.detach().contiguous()
+        pointer = tensor.untyped_storage().data_ptr()
+        out[key] = tensor.clone() if pointer in seen else tensor
+        seen.add(pointer)
+    return out
 
 
 @contextmanager

@@ -10,6 +10,7 @@ __all__ = [
     "CardError",
     "CheckpointError",
     "ClipError",
+    "ExportError",
     "InputError",
     "PluginError",
     "PretrainedError",
@@ -26,6 +27,10 @@ class CardError(ClipError, ValueError):
 
 class CheckpointError(ClipError):
     """A checkpoint is missing, corrupt, unsafe, or does not fit the model (missing/unexpected/mis-shaped keys)."""
+
+
+class ExportError(ClipError):
+    """A model cannot be written in the format asked for (the format has no equivalent of a tower, a setting, ...)."""
 
 
 class PluginError(ClipError):

@@ -24,7 +24,7 @@ hookimpl = pluggy.HookimplMarker("clip_core")
 
 @hookspec
 def clip_register_towers(register: Any) -> None:
-    """Register tower kinds: ``register(kind=, modality=, config=, build=, converters=None)``."""
+    """Register tower kinds: ``register(kind=, modality=, config=, build=, converters=None, exporters=None)``."""
 
 
 @hookspec
@@ -34,7 +34,7 @@ def clip_register_cards(register: Any) -> None:
 
 @hookspec
 def clip_register_tokenizers(register: Any) -> None:
-    """Register tokenizer kinds: ``register(kind=, build=)``."""
+    """Register tokenizer kinds: ``register(kind=, build=, exporters=None)``."""
 
 
 @hookspec

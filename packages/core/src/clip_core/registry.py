@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import pluggy
@@ -85,12 +86,19 @@ KNOWN_PROVIDERS: Mapping[str, str] = {
 Modality = Literal["image", "text"]
 TowerBuilder = Callable[[Any, int], nn.Module]
 WeightConverter = Callable[[Mapping[str, torch.Tensor], Any], dict[str, torch.Tensor]]
+#: ``exporter(tower_state, config) -> dict[str, Tensor]``: a tower's own state dict in a foreign layout (whole-model
+#: keys, e.g. ``visual.conv1.weight``); the inverse of the converter registered for the same layout.
+WeightExporter = Callable[[Mapping[str, torch.Tensor], Any], dict[str, torch.Tensor]]
+#: ``exporter(config, directory) -> dict[str, Any]``: writes a tokenizer's files for a foreign layout into
+#: ``directory`` and returns the settings that layout's text configuration takes from the tokenizer.
+TokenizerExporter = Callable[[TokenizerConfig, Path], dict[str, Any]]
 _KIND_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 @dataclass(frozen=True)
 class TowerKind:
-    """A registered tower kind: its config class, its builder and its foreign-weight converters."""
+    """A registered tower kind: its config class, its builder, and its foreign-weight converters (foreign layout to
+    ours) and exporters (ours to a foreign layout), each keyed by layout (``"openai"``, ``"hf"``, ...)."""
 
     kind: str
     modality: Modality
@@ -98,15 +106,17 @@ class TowerKind:
     build: TowerBuilder
     converters: Mapping[str, WeightConverter]
     plugin: str
+    exporters: Mapping[str, WeightExporter] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class TokenizerKind:
-    """A registered tokenizer kind: ``build(TokenizerConfig) -> Tokenizer``."""
+    """A registered tokenizer kind: ``build(TokenizerConfig) -> Tokenizer``, and its exporters keyed by layout."""
 
     kind: str
     build: Callable[[TokenizerConfig], Tokenizer]
     plugin: str
+    exporters: Mapping[str, TokenizerExporter] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,7 @@ class RegisterTower(Protocol):
         config: type[TowerConfig],
         build: TowerBuilder,
         converters: Mapping[str, WeightConverter] | None = None,
+        exporters: Mapping[str, WeightExporter] | None = None,
     ) -> None: ...
 
 
@@ -177,7 +188,13 @@ class RegisterCard(Protocol):
 class RegisterTokenizer(Protocol):
     """The ``register`` callback of ``clip_register_tokenizers``."""
 
-    def __call__(self, *, kind: str, build: Callable[[TokenizerConfig], Tokenizer]) -> None: ...
+    def __call__(
+        self,
+        *,
+        kind: str,
+        build: Callable[[TokenizerConfig], Tokenizer],
+        exporters: Mapping[str, TokenizerExporter] | None = None,
+    ) -> None: ...
 
 
 class RegisterPretrained(Protocol):
@@ -402,6 +419,7 @@ class _Registry:
             config: type[TowerConfig],
             build: TowerBuilder,
             converters: Mapping[str, WeightConverter] | None = None,
+            exporters: Mapping[str, WeightExporter] | None = None,
         ) -> None:
             where = f"plugin {plugin!r} registering tower kind {kind!r}"
             _check_kind_name(kind, where)
@@ -413,21 +431,31 @@ class _Registry:
                 raise PluginError(f"{where}: {config.__name__}.kind must default to {kind!r} (a Literal[{kind!r}])")
             if not callable(build):
                 raise PluginError(f"{where}: build must be callable (config, embed_dim) -> nn.Module")
+            converters, exporters = (
+                _by_layout(converters, "converters", where),
+                _by_layout(exporters, "exporters", where),
+            )
             _no_duplicate(tables.towers, kind, plugin, "tower kind")
-            tables.towers[kind] = TowerKind(kind, modality, config, build, dict(converters or {}), plugin)
+            tables.towers[kind] = TowerKind(kind, modality, config, build, converters, plugin, exporters)
             tables.plugins[plugin].towers.append(kind)
 
         return register
 
     @staticmethod
     def _tokenizer_registrar(tables: _Tables, plugin: str) -> RegisterTokenizer:
-        def register(*, kind: str, build: Callable[[TokenizerConfig], Tokenizer]) -> None:
+        def register(
+            *,
+            kind: str,
+            build: Callable[[TokenizerConfig], Tokenizer],
+            exporters: Mapping[str, TokenizerExporter] | None = None,
+        ) -> None:
             where = f"plugin {plugin!r} registering tokenizer kind {kind!r}"
             _check_kind_name(kind, where)
             if not callable(build):
                 raise PluginError(f"{where}: build must be callable (TokenizerConfig) -> Tokenizer")
+            checked = _by_layout(exporters, "exporters", where)
             _no_duplicate(tables.tokenizers, kind, plugin, "tokenizer kind")
-            tables.tokenizers[kind] = TokenizerKind(kind, build, plugin)
+            tables.tokenizers[kind] = TokenizerKind(kind, build, plugin, checked)
             tables.plugins[plugin].tokenizers.append(kind)
 
         return register
@@ -512,6 +540,20 @@ def _strict() -> bool:
 def _check_kind_name(kind: object, where: str) -> None:
     if not isinstance(kind, str) or not kind or not set(kind) <= _KIND_CHARS or not kind[0].isalnum():
         raise PluginError(f"{where}: names are lower-case letters, digits, '.', '_' and '-', got {kind!r}")
+
+
+def _by_layout(functions: Mapping[str, Any] | None, what: str, where: str) -> dict[str, Any]:
+    """``converters`` or ``exporters`` as a dict, checked: a mapping of layout names to callables."""
+    if functions is None:
+        return {}
+    if not isinstance(functions, Mapping):
+        raise PluginError(f"{where}: {what} must be a mapping {{layout: function}}, not {type(functions).__name__}")
+    for layout, function in functions.items():
+        if not isinstance(layout, str) or not layout:
+            raise PluginError(f"{where}: {what} are keyed by layout name ('openai', 'hf', ...), got {layout!r}")
+        if not callable(function):
+            raise PluginError(f"{where}: {what}[{layout!r}] must be callable (state_dict, config) -> dict")
+    return dict(functions)
 
 
 def _no_duplicate(table: Mapping[Any, Any], key: object, plugin: str, what: str) -> None:

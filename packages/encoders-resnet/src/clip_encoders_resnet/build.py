@@ -1,4 +1,4 @@
-"""Card to module, and weights from OpenAI's / open_clip's layout to ours.
+"""Card to module, and weights from OpenAI's / open_clip's layout to ours and back.
 
 Only one foreign layout exists for this tower: OpenAI's, which open_clip keeps (and which OpenAI's TorchScript
 archives hold). Hugging Face transformers has no ResNet CLIP.
@@ -17,7 +17,7 @@ from clip_encoders_resnet.config import ModifiedResNetConfig
 if TYPE_CHECKING:
     from clip_encoders_resnet.model import ModifiedResNet
 
-__all__ = ["build_modified_resnet", "convert_openai", "openai_names"]
+__all__ = ["build_modified_resnet", "convert_openai", "export_openai", "openai_names"]
 
 State = Mapping[str, torch.Tensor]
 
@@ -72,3 +72,9 @@ def convert_openai(state: State, config: ModifiedResNetConfig) -> dict[str, torc
         else:
             out[ours] = read(key)
     return out
+
+
+def export_openai(tower: State, config: ModifiedResNetConfig) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`convert_openai`: the tower's state dict in OpenAI's / open_clip's layout."""
+    read = key_reader(tower, "modified-resnet tower weights")
+    return {f"visual.{theirs}": read(ours) for ours, theirs in openai_names(config).items()}

@@ -7,7 +7,7 @@ from typing import Any
 import clip_core
 from clip_core.cardfiles import package_cards
 from clip_core.hub import package_pretrained
-from clip_encoders_resnet.build import build_modified_resnet, convert_openai
+from clip_encoders_resnet.build import build_modified_resnet, convert_openai, export_openai
 from clip_encoders_resnet.config import ModifiedResNetConfig
 
 CLIP_PLUGIN_API = "1.0"
@@ -21,6 +21,7 @@ def clip_register_towers(register: Any) -> None:
         config=ModifiedResNetConfig,
         build=build_modified_resnet,
         converters={"openai": convert_openai},
+        exporters={"openai": export_openai},
     )
 
 

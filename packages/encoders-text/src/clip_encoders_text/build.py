@@ -1,4 +1,5 @@
-"""Card to module, and weights from OpenAI / open_clip and Hugging Face transformers layouts to ours."""
+"""Card to module, and weights from OpenAI / open_clip and Hugging Face transformers layouts to ours and back (the
+exporters, each the inverse of its converter)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ from collections.abc import Mapping
 
 import torch
 
-from clip_core.converters import TIMM_BLOCK, hf_encoder_layer, key_reader, openai_resblock
+from clip_core.converters import (
+    TIMM_BLOCK,
+    hf_encoder_layer,
+    key_reader,
+    openai_resblock,
+    to_hf_encoder_layer,
+    to_openai_resblock,
+)
 from clip_encoders_text.model import TextTransformer, TextTransformerConfig
 
-__all__ = ["build_text_transformer", "convert_hf", "convert_openai"]
+__all__ = ["build_text_transformer", "convert_hf", "convert_openai", "export_hf", "export_openai"]
 
 State = Mapping[str, torch.Tensor]
 
@@ -52,4 +60,36 @@ def convert_hf(state: State, config: TextTransformerConfig) -> dict[str, torch.T
     }
     for i in range(config.layers):
         out |= hf_encoder_layer(read, f"{root}encoder.layers.{i}.", f"blocks.{i}.", _BLOCK)
+    return out
+
+
+def export_openai(tower: State, config: TextTransformerConfig) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`convert_openai`: the tower's state dict in OpenAI's / open_clip's layout (at the top,
+    as both write it)."""
+    read = key_reader(tower, "text-transformer tower weights")
+    out = {
+        "token_embedding.weight": read("token_embedding.weight"),
+        "positional_embedding": read("positional_embedding"),
+        "ln_final.weight": read("ln_final.weight"),
+        "ln_final.bias": read("ln_final.bias"),
+        "text_projection": read("text_projection.weight").T.contiguous(),
+    }
+    for i in range(config.layers):
+        out |= to_openai_resblock(read, f"blocks.{i}.", f"transformer.resblocks.{i}.", _BLOCK)
+    return out
+
+
+def export_hf(tower: State, config: TextTransformerConfig) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`convert_hf`: the tower's state dict in transformers' CLIP layout."""
+    read = key_reader(tower, "text-transformer tower weights")
+    root = "text_model."
+    out = {
+        f"{root}embeddings.token_embedding.weight": read("token_embedding.weight"),
+        f"{root}embeddings.position_embedding.weight": read("positional_embedding"),
+        f"{root}final_layer_norm.weight": read("ln_final.weight"),
+        f"{root}final_layer_norm.bias": read("ln_final.bias"),
+        "text_projection.weight": read("text_projection.weight"),
+    }
+    for i in range(config.layers):
+        out |= to_hf_encoder_layer(read, f"blocks.{i}.", f"{root}encoder.layers.{i}.", _BLOCK)
     return out

@@ -7,7 +7,16 @@ from typing import Any
 import clip_core
 from clip_core.cardfiles import package_cards
 from clip_core.hub import package_pretrained
-from clip_encoders_vit.build import build_timm, build_vit, convert_timm_openai, convert_vit_hf, convert_vit_openai
+from clip_encoders_vit.build import (
+    build_timm,
+    build_vit,
+    convert_timm_openai,
+    convert_vit_hf,
+    convert_vit_openai,
+    export_timm_openai,
+    export_vit_hf,
+    export_vit_openai,
+)
 from clip_encoders_vit.config import TimmTowerConfig, VitConfig
 
 CLIP_PLUGIN_API = "1.0"
@@ -21,6 +30,7 @@ def clip_register_towers(register: Any) -> None:
         config=VitConfig,
         build=build_vit,
         converters={"openai": convert_vit_openai, "hf": convert_vit_hf},
+        exporters={"openai": export_vit_openai, "hf": export_vit_hf},
     )
     register(
         kind="timm",
@@ -28,6 +38,7 @@ def clip_register_towers(register: Any) -> None:
         config=TimmTowerConfig,
         build=build_timm,
         converters={"openai": convert_timm_openai},
+        exporters={"openai": export_timm_openai},
     )
 
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from clip_core.catalog import CardSpec, get_card, validate_card
 from clip_core.checkpoints.strict import model_from_state
-from clip_core.durable import staged_folder
+from clip_core.durable import staged_folder, unshared_tensors
 from clip_core.errors import CardError, CheckpointError
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def save_pretrained(model: ClipModel, directory: str | os.PathLike[str]) -> Path
             )
     with staged_folder(target) as staging:
         metadata = {"format": "pt", "card": model.card.name}
-        save_file(_unshared(model.state_dict()), staging / WEIGHTS_FILE, metadata=metadata)
+        save_file(unshared_tensors(model.state_dict()), staging / WEIGHTS_FILE, metadata=metadata)
         (staging / CARD_FILE).write_text(model.card.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return target
 
@@ -102,15 +102,3 @@ def load_native(directory: Path, card: CardSpec | None = None) -> ClipModel:
     if not weights_path.is_file():
         raise CheckpointError(f"{directory}: no {WEIGHTS_FILE} beside {CARD_FILE}")
     return model_from_state(model_card, read_safetensors(weights_path), str(weights_path))
-
-
-def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Contiguous tensors, each with storage of its own (safetensors refuses shared storage, e.g. tied weights)."""
-    seen: set[int] = set()
-    out = {}
-    for key, tensor in state.items():
-        tensor = tensor.detach().contiguous()
-        pointer = tensor.untyped_storage().data_ptr()
-        out[key] = tensor.clone() if pointer in seen else tensor
-        seen.add(pointer)
-    return out

@@ -9,6 +9,8 @@ from typing import Any, get_args
 from clip_core import registry
 from clip_core.catalog import list_cards
 from clip_core.cli.tables import print_table
+from clip_core.errors import InputError
+from clip_core.export.formats import EXPORT_FORMATS
 
 
 def _cmd_pretrained_list(args: argparse.Namespace) -> None:
@@ -35,29 +37,59 @@ def _cmd_pretrained_list(args: argparse.Namespace) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
-    from clip_core.checkpoints import convert_checkpoint
+    from pathlib import Path
 
-    loaded = convert_checkpoint(args.src, args.dst, card=args.card)
-    for line in loaded.describe():
+    from clip_core.cardfiles import CARD_SUFFIXES
+    from clip_core.checkpoints import open_checkpoint
+    from clip_core.checkpoints.statedict import STATE_DICT_SUFFIXES
+    from clip_core.cli.models import model_from_args
+    from clip_core.export import export_model
+
+    source = Path(args.src)
+    card_file = source.is_file() and source.suffix.lower() in CARD_SUFFIXES
+    if source.is_dir() or (source.exists() and not card_file) or source.suffix in STATE_DICT_SUFFIXES:
+        if args.pretrained is not None:
+            raise InputError(f"--pretrained goes with a card; {args.src} is a checkpoint already")
+        loaded = open_checkpoint(args.src, card=args.card)
+        model, lines = loaded.model, loaded.describe()
+    else:  # a card name or anything else --model accepts
+        options = argparse.Namespace(
+            model=args.src, pretrained=args.pretrained, card=args.card, device="cpu", dtype="fp32"
+        )
+        model, described, _ = model_from_args(options)
+        lines = [f"read {described}", f"card {model.card.name!r}"]
+    for line in lines:
         print(line)
-    print(f"wrote {args.dst} (card.json + model.safetensors)")
+    target = export_model(model, args.dst, format=args.to)
+    files = sorted(path.name for path in target.iterdir())
+    print(f"wrote {target} ({' + '.join(files)})")
 
 
 def _add_convert_parser(commands: Any) -> None:
     convert = commands.add_parser(
         "convert",
-        help="convert a checkpoint (OpenAI, open_clip, transformers, TorchScript) to this SDK's format",
+        help="convert a checkpoint or model to this SDK's, transformers', open_clip's or ONNX format",
         description="Read SRC (this SDK's folder, an OpenAI TorchScript archive, an OpenAI / open_clip state dict "
-        "(.pt, .pth, .bin, .ckpt, .safetensors), or a transformers CLIPModel folder) without running code in it, and "
-        "write DST: card.json + model.safetensors, atomically. Without --card the card is read from the checkpoint "
-        "(card.json, transformers' config.json) or inferred from the weights' shapes, and a registered card with the "
-        "same architecture is used when there is one. Weights cannot tell GELU from QuickGELU: TorchScript archives "
-        "are taken to be OpenAI's (quick_gelu), other state dicts open_clip's default (gelu); the card and the "
-        "activation assumed are printed, and --card overrides them.",
+        "(.pt, .pth, .bin, .ckpt, .safetensors), a transformers CLIPModel folder, or a card name or file with "
+        "--pretrained, as --model takes it) without running code in it, and write DST atomically in the format --to "
+        "names: clip-sdk (card.json + model.safetensors, the default), transformers (config.json, model.safetensors, "
+        "preprocessor and tokenizer files: ViT cards only), open_clip (open_clip_config.json + "
+        "open_clip_model.safetensors, for open_clip's local-dir:DST) or onnx (image.onnx, text.onnx, card.json; needs "
+        "clip-core[onnx]). Without --card the card is read from the checkpoint (card.json, transformers' "
+        "config.json) or inferred from the weights' shapes, and a registered card with the same architecture is "
+        "used when there is one. Weights cannot tell GELU from QuickGELU: TorchScript archives are taken to be "
+        "OpenAI's (quick_gelu), other state dicts open_clip's default (gelu); the card and the activation assumed "
+        "are printed, and --card overrides them.",
     )
-    convert.add_argument("src", metavar="SRC", help="the checkpoint to read (file or folder)")
-    convert.add_argument("dst", metavar="DST", help="the folder to write (new, empty, or an earlier checkpoint)")
+    convert.add_argument("src", metavar="SRC", help="the checkpoint to read (file or folder), or a card")
+    convert.add_argument(
+        "dst", metavar="DST", help="the folder to write (new, empty, or an earlier export in the same format)"
+    )
+    convert.add_argument(
+        "--to", choices=EXPORT_FORMATS, default="clip-sdk", metavar="FORMAT", help=f"{', '.join(EXPORT_FORMATS)}"
+    )
     convert.add_argument("--card", metavar="NAME|FILE", help="the card of SRC (default: read or inferred)")
+    convert.add_argument("--pretrained", metavar="TAG_OR_PATH", help="weights for a card SRC: a tag or a file")
     convert.set_defaults(run=_cmd_convert)
 
 

@@ -34,6 +34,18 @@ def convert_bag_of_words(state: State, config: BagOfWordsConfig) -> dict[str, to
     }
 
 
+def export_patch_mean(tower: State, config: PatchMeanConfig) -> dict[str, torch.Tensor]:
+    """The exporter of `patch-mean`, the inverse of :func:`convert_patch_mean` (`bag-of-words` has none, so that
+    tests see a kind without exporters)."""
+    return {
+        "visual.conv.weight": tower["patch.weight"],
+        "visual.conv.bias": tower["patch.bias"],
+        "visual.ln.weight": tower["norm.weight"],
+        "visual.ln.bias": tower["norm.bias"],
+        "visual.proj": tower["proj.weight"].T.contiguous(),
+    }
+
+
 def to_openai_like(native: State) -> dict[str, torch.Tensor]:
     """The inverse: a ``ClipModel`` state dict of these towers in the OpenAI-like layout (for tests)."""
     names = {

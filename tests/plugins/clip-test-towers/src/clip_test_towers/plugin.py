@@ -6,7 +6,7 @@ from importlib.resources import files
 from typing import Any
 
 import clip_core
-from clip_test_towers.convert import convert_bag_of_words, convert_patch_mean
+from clip_test_towers.convert import convert_bag_of_words, convert_patch_mean, export_patch_mean
 from clip_test_towers.model import BagOfWordsConfig, BagOfWordsTower, PatchMeanConfig, PatchMeanTower
 from clip_test_towers.tokenizer import ByteTokenizer
 
@@ -21,6 +21,7 @@ def clip_register_towers(register: Any) -> None:
         config=PatchMeanConfig,
         build=PatchMeanTower,
         converters={"openai": convert_patch_mean},
+        exporters={"openai": export_patch_mean},
     )
     register(
         kind="bag-of-words",
