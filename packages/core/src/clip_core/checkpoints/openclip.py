@@ -89,7 +89,7 @@ _TEXT_FREE = {"tokenizer_kwargs", "pad_id", "eos_id", "output_tokens", "block_ty
 _TEXT_FREE |= {"hf_proj_type", "hf_pooler_type"}
 _MODEL_READ = {"embed_dim", "quick_gelu", "vision_cfg", "text_cfg", "init_logit_scale", "init_logit_bias"}
 _MODEL_FREE = {"custom_text", "cast_dtype"}
-_PREPROCESS = {"mean", "std", "interpolation", "resize_mode", "fill_color", "size"}
+_PREPROCESS = {"mean", "std", "interpolation", "resize_mode", "fill_color", "size", "mode"}
 
 
 def is_open_clip_directory(path: Path) -> bool:
@@ -235,6 +235,8 @@ def _preprocess(preprocess_cfg: Mapping[str, Any], source: Path) -> dict[str, An
     unknown = sorted(set(preprocess_cfg) - _PREPROCESS)
     if unknown:
         raise CheckpointError(f"{source}: preprocess_cfg fields clip-sdk does not know: {', '.join(unknown)}")
+    if preprocess_cfg.get("mode", "RGB") != "RGB":
+        raise CheckpointError(f"{source}: preprocess_cfg mode {preprocess_cfg['mode']!r}; clip-sdk reads RGB images")
     data = {key: preprocess_cfg.get(key) for key in ("mean", "std", "interpolation", "resize_mode", "fill_color")}
     size = preprocess_cfg.get("size")
     if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
