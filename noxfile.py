@@ -70,14 +70,14 @@ def _editable_packages() -> list[str]:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version."""
-    session.install(*_editable_packages(), "packages/core[testing]", *TEST_PEERS)
+    session.install(*_editable_packages(), "packages/core[testing,onnx]", *TEST_PEERS)
     session.run("pytest", "-m", "not slow", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
 @nox.session(python=PYTHONS[-1])
 def parity(session: nox.Session) -> None:
     """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
-    session.install(*_editable_packages(), "packages/core[testing]", *TEST_PEERS)
+    session.install(*_editable_packages(), "packages/core[testing,onnx]", *TEST_PEERS)
     session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
@@ -92,7 +92,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package's sources (and the test plugin), at the oldest supported Python."""
-    session.install(*_editable_packages(), "packages/core[testing]", "mypy==2.4.*", "types-PyYAML")
+    session.install(*_editable_packages(), "packages/core[testing,onnx]", "mypy==2.4.*", "types-PyYAML")
     modules = [arg for _, module in PACKAGES.values() for arg in ("-p", module)]
     session.run("mypy", *modules, "-p", "clip_test_towers")
 

@@ -1,0 +1,1 @@
+"""Formats out: a model written as a folder that other libraries load with their own code."""
