@@ -8,14 +8,14 @@ same block from the same modules into ``x`` itself: the residual sums are accumu
 
 Use it only when :func:`runs_in_place` says so: when no graph is needed (``torch.no_grad``,
 ``torch.inference_mode``, or a frozen tower fed inputs that need no gradient), since it overwrites ``x``, and
-outside autocast, which it would not follow, and not while a graph is being traced or exported
-(:func:`tracing`), which must record the module-by-module operators. The results equal the module-by-module ones up to float rounding
+outside autocast, which it would not follow, and not while a graph is being traced or exported (:func:`tracing`),
+which must record the module-by-module operators. The results equal the module-by-module ones up to float rounding
 (the bias of each residual branch is added before its product rather than after).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,11 +31,14 @@ except (AttributeError, RuntimeError):  # pragma: no cover - a torch without it
     _gelu_ = None
 
 
+_jit_is_tracing: Callable[[], bool] = torch.jit.is_tracing  # type: ignore[attr-defined]
+
+
 def tracing() -> bool:
     """Whether the forward pass running now is being recorded as a graph (``torch.jit.trace``, ``torch.export``
     or ``torch.onnx.export``) rather than computed: towers then take their plain module-by-module path and keep
     every shape symbolic (no data-dependent cuts), so that the graph holds for any batch and length."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if _jit_is_tracing() or torch.onnx.is_in_onnx_export():
         return True
     is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
     return bool(is_exporting()) if is_exporting is not None else False
