@@ -15,6 +15,7 @@ which must record the module-by-module operators. The results equal the module-b
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,16 +33,17 @@ except (AttributeError, RuntimeError):  # pragma: no cover - a torch without it
 
 
 _jit_is_tracing: Callable[[], bool] = torch.jit.is_tracing  # type: ignore[attr-defined]
+_exporting: Callable[[], bool] = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
 
 
 def tracing() -> bool:
     """Whether the forward pass running now is being recorded as a graph (``torch.jit.trace``, ``torch.export``
     or ``torch.onnx.export``) rather than computed: towers then take their plain module-by-module path and keep
     every shape symbolic (no data-dependent cuts), so that the graph holds for any batch and length."""
-    if _jit_is_tracing() or torch.onnx.is_in_onnx_export():
+    if _jit_is_tracing() or _exporting():
         return True
-    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
-    return bool(is_exporting()) if is_exporting is not None else False
+    onnx = sys.modules.get("torch.onnx")  # not imported, then not exporting (and importing it takes a second)
+    return onnx is not None and bool(onnx.is_in_onnx_export())
 
 
 def runs_in_place(module: nn.Module, *inputs: torch.Tensor) -> bool:
