@@ -23,8 +23,8 @@ PACKAGES = {  # folder -> (distribution, import name)
 }
 TEST_PLUGIN = "tests/plugins/clip-test-towers"
 TEST_PEERS = ["open_clip_torch==3.3.*", "transformers==5.*"]
-#: clip-core with the extras its tests exercise (FAISS indices; `clip serve`, tested over HTTP with httpx, in Chromium).
-CORE_UNDER_TEST = ["packages/core[testing,faiss,serve]", "httpx"]
+#: clip-core with the extras its tests exercise (FAISS indices, ONNX export; `clip serve`, over HTTP with httpx).
+CORE_UNDER_TEST = ["packages/core[testing,faiss,onnx,serve]", "httpx"]
 #: A card each tower package must build and run end to end when installed alone (with clip-core).
 SMOKE_CARDS = {"encoders-vit": "ViT-B-32", "encoders-resnet": "RN50"}
 SMOKE = """

@@ -21,7 +21,16 @@ from PIL import Image, ImageDraw
 os.environ.setdefault("CLIP_STRICT_PLUGINS", "1")
 
 if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity tests must run, never skip
-    for peer in ("open_clip", "transformers", "fastapi", "uvicorn", "python_multipart", "httpx", "faiss"):
+    for peer in (
+        "open_clip",
+        "transformers",
+        "fastapi",
+        "uvicorn",
+        "python_multipart",
+        "httpx",
+        "faiss",
+        "onnxruntime",
+    ):
         importlib.import_module(peer)
 
 

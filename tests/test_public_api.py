@@ -61,7 +61,7 @@ PUBLIC = {
         "zero_shot_classifier",
         "zero_shot_predict",
     ],
-    "clip_core.inplace": ["PreNormBlock", "Workspace", "block_in_place", "blocks_in_place", "runs_in_place"],
+    "clip_core.inplace": ["PreNormBlock", "Workspace", "block_in_place", "blocks_in_place", "runs_in_place", "tracing"],
     "clip_core.intermediates": [
         "Indices",
         "TowerIntermediates",
@@ -69,6 +69,7 @@ PUBLIC = {
         "take_indices",
         "to_output_format",
     ],
+    "clip_core.export.onnx": ["IMAGE_FILE", "ONNX_EXTRA", "OPSET", "TEXT_FILE", "write_onnx"],
     "clip_core.converters": [
         "TIMM_BLOCK",
         "hf_encoder_layer",

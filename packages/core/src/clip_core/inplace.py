@@ -8,13 +8,15 @@ same block from the same modules into ``x`` itself: the residual sums are accumu
 
 Use it only when :func:`runs_in_place` says so: when no graph is needed (``torch.no_grad``,
 ``torch.inference_mode``, or a frozen tower fed inputs that need no gradient), since it overwrites ``x``, and
-outside autocast, which it would not follow. The results equal the module-by-module ones up to float rounding
+outside autocast, which it would not follow, and not while a graph is being traced or exported (:func:`tracing`),
+which must record the module-by-module operators. The results equal the module-by-module ones up to float rounding
 (the bias of each residual branch is added before its product rather than after).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PreNormBlock", "Workspace", "block_in_place", "blocks_in_place", "runs_in_place"]
+__all__ = ["PreNormBlock", "Workspace", "block_in_place", "blocks_in_place", "runs_in_place", "tracing"]
 
 try:  # the in-place erf GELU, as an ATen operator (torch has no public Python name for it)
     _gelu_: Any = torch.ops.aten.gelu_
@@ -30,11 +32,28 @@ except (AttributeError, RuntimeError):  # pragma: no cover - a torch without it
     _gelu_ = None
 
 
+_jit_is_tracing: Callable[[], bool] = torch.jit.is_tracing  # type: ignore[attr-defined]
+_exporting: Callable[[], bool] = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
+
+
+def tracing() -> bool:
+    """Whether the forward pass running now is being recorded as a graph (``torch.jit.trace``, ``torch.export``
+    or ``torch.onnx.export``) rather than computed: towers then take their plain module-by-module path and keep
+    every shape symbolic (no data-dependent cuts), so that the graph holds for any batch and length."""
+    if _jit_is_tracing() or _exporting():
+        return True
+    onnx = sys.modules.get("torch.onnx")  # not imported, then not exporting (and importing it takes a second)
+    return onnx is not None and bool(onnx.is_in_onnx_export())
+
+
 def runs_in_place(module: nn.Module, *inputs: torch.Tensor) -> bool:
     """Whether ``module`` may compute its blocks with :func:`block_in_place` on these inputs: no autograd graph
-    would be recorded (gradients are disabled, or neither its parameters nor the inputs require them) and autocast
+    would be recorded (gradients are disabled, or neither its parameters nor the inputs require them), autocast
     is off for the inputs' device (in-place and ``out=`` operations do not autocast, so a frozen tower in a bf16
-    autocast training step keeps its module-by-module forward, which does)."""
+    autocast training step keeps its module-by-module forward, which does) and no graph is being traced
+    (:func:`tracing`)."""
+    if tracing():
+        return False
     if torch.is_grad_enabled() and (
         any(x.requires_grad for x in inputs) or any(p.requires_grad for p in module.parameters())
     ):

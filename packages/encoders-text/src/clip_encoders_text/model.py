@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from clip_core import TowerConfig
-from clip_core.inplace import PreNormBlock, blocks_in_place, runs_in_place
+from clip_core.inplace import PreNormBlock, blocks_in_place, runs_in_place, tracing
 from clip_core.intermediates import Indices, TowerIntermediates, take_indices
 
 __all__ = ["TextTransformer", "TextTransformerConfig"]
@@ -116,7 +116,8 @@ class TextTransformer(nn.Module):
 
     Features are read at each text's end-of-text token, the highest id (``argmax``), as OpenAI does. Attention is
     causal, so positions after the last end token in the batch cannot change any output: the batch is cut to that
-    length before the transformer, which is exact and, for short prompts, several times faster. The last block
+    length before the transformer, which is exact and, for short prompts, several times faster (a graph being
+    traced for export keeps every position instead: see :func:`clip_core.inplace.tracing`). The last block
     computes only the end tokens' outputs, the only ones read. When no autograd graph is needed
     (``torch.no_grad``, ``torch.inference_mode``, or a frozen tower) and autocast is off, the other blocks run in
     place in one workspace (:mod:`clip_core.inplace`).
@@ -164,8 +165,11 @@ class TextTransformer(nn.Module):
             raise ValueError(f"ids are {ids.shape[1]} long; this tower reads at most {self.config.context_length}")
         if ids.shape[0] == 0:
             return self.text_projection.weight.new_zeros(0, self.embed_dim)
-        eot = ids.argmax(dim=-1)
-        length = int(eot.max()) + 1
+        # int32 ids for the argmax: exact (ids < vocab_size), and an exported graph then needs no int64 ArgMax,
+        # which some ONNX Runtime builds lack
+        eot = ids.to(torch.int32).argmax(dim=-1)
+        # a traced graph keeps every position: the cut's length is data, which would become a constant there
+        length = ids.shape[1] if tracing() else int(eot.max()) + 1
         x = self.token_embedding(ids[:, :length]) + self.positional_embedding[:length]
         blocks = cast(list[Block], list(self.blocks))
         if runs_in_place(self, x):  # no autograd graph to record: the same blocks, in place

@@ -8,7 +8,6 @@ format (replaced); a folder holding anything else is refused rather than overwri
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +33,9 @@ Writer = Callable[["ClipModel", Path], list[Path]]
 
 
 def _write_onnx(model: ClipModel, directory: Path) -> list[Path]:
-    try:
-        onnx_export = importlib.import_module("clip_core.export.onnx")
-    except ImportError as exc:
-        raise ExportError(f"exporting to ONNX needs the onnx extra: pip install 'clip-core[onnx]' ({exc})") from None
-    paths: list[Path] = onnx_export.write_onnx(model, directory)
+    from clip_core.export.onnx import write_onnx
+
+    paths = write_onnx(model, directory)
     card = directory / CARD_FILE
     text = model.card.model_dump_json(indent=2) + "\n"
     write_atomically(card, lambda file: file.write(text.encode("utf-8")))
