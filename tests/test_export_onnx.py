@@ -205,3 +205,22 @@ def _seed_cards() -> list[Any]:
 @pytest.mark.parametrize("name", _seed_cards())
 def test_onnx_runtime_matches_the_model_for_every_seed_card(name: str, tmp_path: Path) -> None:
     check_both_towers(exported(name, tmp_path))
+
+
+def test_clip_convert_to_onnx_writes_both_graphs_and_the_card_beside_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clip_core.cli import main
+
+    torch.manual_seed(0)
+    source = clip_core.create_model(small_card("vit")).save_pretrained(tmp_path / "model")
+    assert main(["convert", str(source), str(tmp_path / "onnx"), "--to", "onnx"]) == 0
+    assert sorted(path.name for path in (tmp_path / "onnx").iterdir()) == ["card.json", IMAGE_FILE, TEXT_FILE]
+    assert "image.onnx" in capsys.readouterr().out
+    model = clip_core.load_checkpoint(source)
+    assert clip_core.get_card(tmp_path / "onnx" / "card.json") == model.card
+    session = ort.InferenceSession(str(tmp_path / "onnx" / IMAGE_FILE), providers=["CPUExecutionProvider"])
+    pixels = pixels_for(model, 2)
+    (embeds,) = session.run(["image_embeds"], {"pixels": pixels.numpy()})
+    with torch.no_grad():
+        assert np.abs(embeds - model.encode_image(pixels, normalize=True).numpy()).max() <= TOLERANCE
