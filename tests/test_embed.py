@@ -394,3 +394,22 @@ def test_a_second_job_on_the_same_output_is_refused_while_the_first_runs(
     with FileLock(partial_folder(out) / "lock"), pytest.raises(InputError, match="another job is writing"):
         embed_images(model, find_images([folder]), out)
     assert embed_images(model, find_images([folder]), out).rows == 2  # the lock is gone with its holder
+
+
+def test_nothing_readable_is_an_error_and_writes_nothing_while_some_readable_keeps_exit_0(
+    tmp_path: Path, model_dir: Path, model: clip_core.ClipModel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_folder(tmp_path, count=1)
+    bad = [str(folder / name) for name in BAD]
+    out = tmp_path / "none.safetensors"
+    status, stdout, err = embed(capsys, *bad, "--model", str(model_dir), "-o", str(out))
+    assert status == 2 and stdout == ""
+    assert err == (
+        f"clip: error: none of the {len(BAD)} images could be read (the first: {bad[0]}: not an image file Pillow "
+        f"can read); nothing written to {out}\n"
+    )
+    assert list(tmp_path.glob("none.*")) == []  # no output, index, manifest or work folder
+    with pytest.raises(InputError, match="none of the 3 images could be read"):
+        embed_images(model, bad, out)
+    status, stdout, _ = embed(capsys, *bad, str(folder / "a.png"), "--model", str(model_dir), "-o", str(out))
+    assert status == 0 and f"[1 x 16]" in stdout and f"skipped {len(BAD)} unreadable images:" in stdout

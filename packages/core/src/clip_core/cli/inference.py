@@ -104,6 +104,11 @@ def _cmd_zero_shot(args: argparse.Namespace) -> None:
         for path, values, indices in zip(good, probabilities.tolist(), picks.tolist(), strict=True):
             predictions = [{"label": labels[i], "probability": p} for p, i in zip(values, indices, strict=True)]
             results.append({"image": path, "predictions": predictions})
+    if not results:
+        first = skipped[0]
+        raise InputError(
+            f"none of the {len(skipped)} images could be read (the first: {first['source']}: {first['error']})"
+        )
     if args.json:
         print(json.dumps({"results": results, "skipped": skipped}, indent=2, ensure_ascii=False))
     else:
@@ -182,8 +187,9 @@ def add_parsers(commands: Any) -> None:
         description="Embed images (files, folders searched recursively, glob patterns, or list files of one path "
         "per line) or texts (--texts FILE: one per line) into OUT (.safetensors or .npy), with OUT's index "
         "(OUT.index.jsonl: row -> source) and manifest (OUT.manifest.json: model, options, skipped files) beside "
-        "it. Unreadable images are skipped and reported. An interrupted job continues where it stopped when the "
-        "same command is run again (its work is kept in OUT.partial/).",
+        "it. Unreadable images are skipped and reported; when none can be read, nothing is written (exit 2). An "
+        "interrupted job continues where it stopped when the same command is run again (its work is kept in "
+        "OUT.partial/).",
     )
     embed.add_argument("sources", nargs="*", metavar="IMAGES", help="image files, folders, globs or list files")
     embed.add_argument("--texts", metavar="FILE", help="embed the lines of this text file instead of images")

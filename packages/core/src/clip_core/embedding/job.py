@@ -322,6 +322,12 @@ class EmbeddingJob:
             for position, key in enumerate(self.keys)
             if key in done.skipped and key not in done.rows
         )
+        if not positions and skipped:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise InputError(
+                f"none of the {len(skipped)} {self.modality}s could be read (the first: {skipped[0].source}: "
+                f"{skipped[0].error}); nothing written to {self.output}"
+            )
         manifest = {
             "format": self.identity["format"],
             "modality": self.modality,
