@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,26 +138,46 @@ def test_unreadable_files_of_every_kind_are_skipped_with_a_reason(tmp_path: Path
 def test_a_killed_job_resumes_without_losing_or_repeating_a_source(
     tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`clip embed` killed (SIGKILL, from outside) after three shards, then run again, writes what one run writes.
+
+    The seventh source is a named pipe: reading it blocks the job right after its third shard is recorded, where
+    this test kills it; then the pipe is replaced by an image for the rerun.
+    """
     folder = make_folder(tmp_path)
+    paths = find_images([folder])
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    listing = tmp_path / "sources.txt"
+    listing.write_text("\n".join([*paths[:6], str(pipe), *paths[6:]]) + "\n")
     out = tmp_path / "resumed.safetensors"
-    argv = [str(folder), "--model", str(model_dir), "-o", str(out), "--batch-size", "2", "--shard-size", "2"]
+    argv = [str(listing), "--model", str(model_dir), "-o", str(out), "--batch-size", "2", "--shard-size", "2"]
     env = {**os.environ, "CLIP_DISABLED_PLUGINS": "vit,resnet,text,losses"}  # faster start; `tiny` needs none
-    command = [sys.executable, "-m", "clip_core", "embed", *argv, "--workers", "0", "--stop-after-shards", "3"]
-    killed = subprocess.run(command, capture_output=True, text=True, env=env)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    job = subprocess.Popen([sys.executable, "-m", "clip_core", "embed", *argv, "--workers", "0"], env=env)
     work = partial_folder(out)
+    deadline = time.monotonic() + 300
+    while not (work / "progress.jsonl").exists() or len((work / "progress.jsonl").read_bytes().splitlines()) < 3:
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended or hung before its third shard"
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    assert job.wait() == -signal.SIGKILL
     assert sorted(path.name for path in work.glob("0*.safetensors")) == [f"00000{i}.safetensors" for i in (1, 2, 3)]
     assert len((work / "progress.jsonl").read_text().splitlines()) == 3
     assert not out.exists()
     with open(work / "progress.jsonl", "ab") as progress:  # a record the kill tore in half
         progress.write(b'{"shard": "000004.safetensors", "done": ["pho')
+    pipe.unlink()
+    Image.new("RGB", (9, 9), "red").save(pipe, format="PNG")
 
     status, stdout, _ = embed(capsys, *argv)
     assert status == 0 and "; 6 done by an earlier run" in stdout  # 3 shards of 2 sources
     status, _, _ = embed(capsys, *argv[:4], str(tmp_path / "straight.safetensors"), *argv[5:])
     assert status == 0
     resumed, straight = read_embeddings(out), read_embeddings(tmp_path / "straight.safetensors")
-    assert resumed.labels == straight.labels == sorted(str(folder / name) for name in GOOD)
+    assert (
+        resumed.labels
+        == straight.labels
+        == [path for path in [*paths[:6], str(pipe), *paths[6:]] if Path(path).name not in BAD]
+    )
     assert torch.equal(resumed.vectors, straight.vectors)
     assert resumed.manifest is not None and straight.manifest is not None
     assert resumed.manifest["skipped"] == straight.manifest["skipped"] and len(resumed.manifest["skipped"]) == 3
@@ -412,4 +433,4 @@ def test_nothing_readable_is_an_error_and_writes_nothing_while_some_readable_kee
     with pytest.raises(InputError, match="none of the 3 images could be read"):
         embed_images(model, bad, out)
     status, stdout, _ = embed(capsys, *bad, str(folder / "a.png"), "--model", str(model_dir), "-o", str(out))
-    assert status == 0 and f"[1 x 16]" in stdout and f"skipped {len(BAD)} unreadable images:" in stdout
+    assert status == 0 and "[1 x 16]" in stdout and f"skipped {len(BAD)} unreadable images:" in stdout

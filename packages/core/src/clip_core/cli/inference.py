@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,22 +16,6 @@ from clip_core.errors import InputError
 if TYPE_CHECKING:
     from clip_core.embedding.file import Embeddings
     from clip_core.index import Searchable
-
-
-def _stop_after(shards: int | None) -> Callable[[int], None] | None:
-    """For tests of resuming: a callback killing this process (SIGKILL) once ``shards`` shards are recorded."""
-    if not shards:
-        return None
-
-    def stop(written: int) -> None:
-        if written >= shards:
-            import os
-            import signal
-
-            sys.stdout.flush()
-            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
-
-    return stop
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
@@ -54,7 +37,6 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         "progress": args.progress,
         "model_source": source,
         "fingerprint": fingerprint,
-        "on_shard": _stop_after(args.stop_after_shards),
     }
     if texts:
         result = embed_texts(model, texts, args.out, **options)
@@ -205,7 +187,6 @@ def add_parsers(commands: Any) -> None:
     )
     embed.add_argument("--overwrite", action="store_true", help="replace OUT, discarding any unfinished work")
     embed.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
-    embed.add_argument("--stop-after-shards", dest="stop_after_shards", type=int, help=argparse.SUPPRESS)
     embed.set_defaults(run=_cmd_embed)
 
     zero_shot = commands.add_parser(
