@@ -434,3 +434,60 @@ def test_nothing_readable_is_an_error_and_writes_nothing_while_some_readable_kee
         embed_images(model, bad, out)
     status, stdout, _ = embed(capsys, *bad, str(folder / "a.png"), "--model", str(model_dir), "-o", str(out))
     assert status == 0 and "[1 x 16]" in stdout and f"skipped {len(BAD)} unreadable images:" in stdout
+
+
+def test_only_a_torn_last_progress_line_is_dropped_other_damage_leaves_the_log_alone(
+    tmp_path: Path, model: clip_core.ClipModel
+) -> None:
+    """A torn last record is redone; a corrupt record before the last, or a shard that cannot be read, never makes
+    the job rewrite its progress log (discarding the records after it): an error, or the I/O error itself."""
+    folder = make_folder(tmp_path, count=4)
+    paths = find_images([folder])
+    out = tmp_path / "out.safetensors"
+
+    def stop(written: int) -> None:
+        if written == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_images(model, paths, out, batch_size=1, shard_size=1, on_shard=stop)
+    log = partial_folder(out) / "progress.jsonl"
+    records = log.read_bytes().splitlines(keepends=True)
+    assert len(records) == 3
+
+    log.write_bytes(records[0] + b'{"shard": "000002.saf\n' + records[2])  # the middle record corrupt
+    with pytest.raises(InputError, match=r"progress.jsonl: line 2 is not a progress record; pass --overwrite"):
+        embed_images(model, paths, out, batch_size=1, shard_size=1)
+    assert log.read_bytes() == records[0] + b'{"shard": "000002.saf\n' + records[2]
+
+    shard = partial_folder(out) / "000002.safetensors"
+    saved = shard.read_bytes()
+    shard.unlink()
+    shard.mkdir()  # reading it is an I/O error (ENODEV), not a torn record
+    log.write_bytes(b"".join(records))
+    with pytest.raises(OSError):
+        embed_images(model, paths, out, batch_size=1, shard_size=1)
+    assert log.read_bytes() == b"".join(records)
+    shard.rmdir()
+    shard.write_bytes(saved)
+
+    log.write_bytes(b"".join(records) + b'{"shard": "000004.safetensors", "do')  # torn by a kill
+    result = embed_images(model, paths, out, batch_size=1, shard_size=1)
+    assert result.resumed == 3 and result.rows == 4
+
+
+def test_a_preprocessing_bug_propagates_while_a_malformed_image_is_a_skip(tmp_path: Path) -> None:
+    from clip_core.embedding.sources import load_batch
+
+    Image.new("RGB", (9, 9)).save(tmp_path / "one.png")
+    path = str(tmp_path / "one.png")
+
+    def malformed(image: Image.Image) -> torch.Tensor:
+        raise OSError("image file is truncated")
+
+    def buggy(image: Image.Image) -> torch.Tensor:
+        raise TypeError("unsupported operand type(s)")
+
+    assert load_batch([path], malformed)[2] == [(path, "OSError: image file is truncated")]
+    with pytest.raises(TypeError, match="unsupported operand"):
+        load_batch([path], buggy)
