@@ -511,3 +511,29 @@ def test_accumulation_replays_the_dropout_and_drop_path_masks_of_the_cache_pass(
     assert len(outputs) == 8
     for j in range(4):
         assert torch.equal(outputs[j], outputs[4 + j]), j
+
+
+def test_weight_decay_spares_token_and_position_embeddings_which_open_clip_decays() -> None:
+    """The documented choice: timm's rule, not open_clip's (which decays every parameter of two or more dimensions
+    whose name lacks bn / ln / bias / logit_scale). The two differ exactly on the learned embeddings and tokens."""
+    card = {
+        "name": "small",
+        "embed_dim": 16,
+        "image": {"kind": "vit", "image_size": 16, "patch_size": 8, "width": 16, "layers": 1, "heads": 2},
+        "text": {"kind": "text-transformer", "width": 16, "layers": 1, "heads": 2, "context_length": 8},
+        "tokenizer": {"kind": "clip-bpe"},
+    }
+    model = clip_core.create_model(card)
+    decay, _ = split_weight_decay(model)
+    open_clip_decay = [
+        name
+        for name, p in model.named_parameters()
+        if not (p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name)
+    ]
+    assert set(open_clip_decay) - set(decay) == {
+        "visual.trunk.pos_embed",
+        "visual.trunk.cls_token",  # [1, 1, width] in timm's ViT
+        "text.positional_embedding",
+        "text.token_embedding.weight",
+    }
+    assert set(decay) <= set(open_clip_decay)

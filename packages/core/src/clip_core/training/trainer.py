@@ -23,9 +23,11 @@ What one update does, in order:
    GPUs). The losses gather embeddings across processes themselves (they are built with ``local_loss=True`` when
    they accept it), so every process computes the loss of the global batch and DDP's gradient averaging gives
    the gradient one process would compute on the whole global batch (:mod:`clip_core.training.processes`).
-4. AdamW (weight decay only on weights: not on biases, norms, embeddings or the logit scale and bias, as
-   open_clip) with a cosine schedule after a linear warm-up; the log logit scale is then clamped to
-   ``[0, max_logit_scale]`` (ln 100 by default). See :mod:`clip_core.training.optimizer`.
+4. AdamW (weight decay only on weights: not on biases, norms, token or position embeddings or the logit scale and
+   bias; timm's rule, which spares the embeddings open_clip decays: see
+   :func:`~clip_core.training.optimizer.split_weight_decay` for why) with a cosine schedule after a linear
+   warm-up; the log logit scale is then clamped to ``[0, max_logit_scale]`` (ln 100 by default). See
+   :mod:`clip_core.training.optimizer`.
 
 A frozen tower (``freeze``, LiT-style) stays in eval mode, runs without gradients and is not in the optimizer.
 With ``grad_checkpointing`` each trainable tower's ``set_grad_checkpointing(True)`` is called; a tower without
