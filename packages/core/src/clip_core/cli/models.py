@@ -26,7 +26,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pretrained", metavar="TAG_OR_PATH", help="weights for the card: a pretrained tag or a file")
     group.add_argument("--card", help="the card of a checkpoint file (when the file does not say)")
     group.add_argument("--device", help="cpu, cuda, cuda:1... (default: the GPU if any)")
-    group.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: convert the model (fp32)")
+    group.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: convert the towers (LayerNorm, logit scale and logits stay fp32; fp32)",
+    )
 
 
 def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
@@ -73,7 +78,7 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
     except (RuntimeError, AssertionError) as exc:
         raise InputError(f"--device {args.device}: {str(exc).splitlines()[0]}") from None
     if args.dtype == "bf16":
-        model.to(torch.bfloat16)
+        model.to_bf16()
     return model, source, fingerprint
 
 

@@ -53,7 +53,7 @@ from clip_core.embedding.file import (
 )
 from clip_core.errors import InputError
 from clip_core.fingerprint import model_fingerprint
-from clip_core.model import ClipModel
+from clip_core.model import ClipModel, tower_dtype
 
 __all__ = ["EmbedResult", "EmbeddedBatch", "EmbeddingJob", "Skipped", "partial_folder"]
 
@@ -144,7 +144,7 @@ class EmbeddingJob:
         self.output = output
         self.shard_size = shard_size
         self.folder = partial_folder(output)
-        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+        dtype = tower_dtype(model.visual) or torch.float32
         self.identity: dict[str, Any] = json.loads(
             json.dumps(
                 {
