@@ -174,10 +174,10 @@ def test_a_few_updates_reduce_the_loss_on_a_learnable_toy_set(tmp_path: Path) ->
 def test_the_logit_scale_is_clamped_at_ln_100(tmp_path: Path) -> None:
     model = clip_core.create_model("tiny")
     with torch.no_grad():
-        model.logit_scale.fill_(math.log(100) - 1e-4)
-    trainer = Trainer(config(tmp_path, steps=3, lr=0.5, checkpoints=False), model=model, dataset=toy_pairs())
+        model.logit_scale.fill_(math.log(100) + 1)  # above the bound: one small step cannot bring it back
+    trainer = Trainer(config(tmp_path, steps=1, lr=1e-6, checkpoints=False), model=model, dataset=toy_pairs())
     trainer.fit()
-    assert float(model.logit_scale.detach()) <= math.log(100)
+    assert model.logit_scale.detach() == torch.tensor(math.log(100))  # only the clamp puts it exactly there
 
 
 @pytest.mark.parametrize("tower", ["image", "text"])
