@@ -33,6 +33,12 @@ if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity t
     ):
         importlib.import_module(peer)
 
+    def _import_or_fail(modname: str, minversion: str | None = None, reason: str | None = None, **_: Any) -> Any:
+        """``pytest.importorskip`` that fails instead of skipping: every import it guards (submodules too) must work."""
+        return importlib.import_module(modname)
+
+    pytest.importorskip = _import_or_fail  # type: ignore[assignment]
+
 
 @pytest.fixture
 def tiny_dict() -> dict[str, Any]:

@@ -110,3 +110,34 @@ def test_version_and_usage_errors() -> None:
     assert version.returncode == 0 and version.stdout.startswith("clip-core ")
     usage = subprocess.run([str(clip), "cards"], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage: clip cards" in usage.stderr
+
+
+def test_every_inference_command_on_a_bare_card_warns_once_that_its_weights_are_random(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A card without --pretrained runs on random weights: each command says so on stderr, once, with the way to
+    trained weights; a checkpoint gets no such warning."""
+    import torch
+    from PIL import Image
+
+    import clip_core
+
+    Image.new("RGB", (20, 20), "red").save(tmp_path / "red.png")
+    out = tmp_path / "out.npy"
+    warning = (
+        "clip: warning: tiny has random weights (seed 0), so its outputs mean nothing; load trained weights with "
+        "--pretrained TAG (the tags: clip pretrained list tiny)\n"
+    )
+    commands = [
+        ["embed", str(tmp_path / "red.png"), "-o", str(out), "--workers", "0"],
+        ["zero-shot", str(tmp_path / "red.png"), "--labels", "cat", "dog"],
+        ["search", str(out), "--text", "a cat"],
+    ]
+    for argv in commands:
+        status, _, err = run(capsys, *argv, "--model", "tiny")
+        assert status == 0 and err.count(warning) == 1, (argv, err)
+    torch.manual_seed(0)
+    saved = clip_core.create_model("tiny").save_pretrained(tmp_path / "model")
+    for argv in commands[1:]:
+        status, _, err = run(capsys, *argv, "--model", str(saved))
+        assert status == 0 and "warning" not in err, (argv, err)

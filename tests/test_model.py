@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -106,3 +107,44 @@ def test_tower_builder_contract_is_checked() -> None:
     card = clip_core.get_card("tiny")
     tower = clip_core.build_tower(card.image, 7)
     assert tower.embed_dim == 7
+
+
+def test_to_bf16_keeps_zero_shot_probabilities_within_0_01_of_float32() -> None:
+    """`to_bf16` keeps the logit scale and LayerNorm in float32 (and `forward`'s logits): zero-shot probabilities of
+    the same weights stay within 0.01 of float32's, while `model.to(torch.bfloat16)` rounds the scale (ln 100 ->
+    4.59375)."""
+    from clip_core.zeroshot import zero_shot_classifier, zero_shot_predict
+
+    card = {
+        "name": "small-vit",
+        "embed_dim": 64,
+        "init_logit_scale": math.log(100),
+        "image": {"kind": "vit", "image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "heads": 2},
+        "text": {"kind": "text-transformer", "width": 64, "layers": 2, "heads": 2, "context_length": 16},
+        "tokenizer": {"kind": "clip-bpe"},
+    }
+    torch.manual_seed(0)
+    model = clip_core.create_model(card).eval()
+    tokenizer = clip_core.get_tokenizer(model.card)
+    labels = ["cat", "dog", "car", "tree", "boat", "house", "bird", "chair"]
+    pixels = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    ids = tokenizer(labels)
+
+    def probabilities(m: clip_core.ClipModel) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            classifier = zero_shot_classifier(m, tokenizer, labels, ["a photo of a {}."])
+            return zero_shot_predict(m, pixels, classifier), m(pixels, ids).logits_per_image
+
+    expected, logits = probabilities(model)
+    plain = copy.deepcopy(model).to(torch.bfloat16)
+    converted = copy.deepcopy(model).to_bf16()
+    assert converted.logit_scale.dtype == torch.float32 and torch.equal(converted.logit_scale, model.logit_scale)
+    layer_norms = [m for m in converted.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert layer_norms and all(m.weight.dtype == torch.float32 for m in layer_norms)
+    assert converted.encode_image(pixels).dtype == torch.bfloat16
+    got, got_logits = probabilities(converted)
+    assert got_logits.dtype == torch.float32
+    assert (got - expected).abs().max() <= 0.01
+    torch.testing.assert_close(got_logits, logits, rtol=0, atol=0.5)
+    assert plain.logit_scale.item() == 4.59375  # what the plain cast does to ln 100
+    assert converted.float().encode_image(pixels).dtype == torch.float32  # the float32 layer norms cast back to it

@@ -496,7 +496,9 @@ def test_a_tag_trained_with_quick_gelu_builds_every_tower_with_quick_gelu(
     try:
         with torch.device("meta"):
             quick, plain = ClipModel(loaded[0]), ClipModel(clip_core.get_card("ViT-B-32"))
-    except NotImplementedError:  # timm before ~1.0.20 calls .tolist() while building: no meta device there
+    except NotImplementedError as exc:  # timm before ~1.0.20 calls .tolist() while building: no meta device there
+        if "meta" not in str(exc):  # any other NotImplementedError is a failure, not this skip
+            raise
         pytest.skip("this timm cannot build a ViT on the meta device (the lowest-versions run)")
     assert activations(quick) == {"QuickGELU"}
     assert activations(plain) == {"GELU"}

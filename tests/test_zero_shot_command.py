@@ -242,4 +242,19 @@ def test_user_errors_are_one_line_and_exit_2(
     args = [arg.format(tmp=tmp_path, img=tmp_path / "one.png") for arg in argv]
     status, out, err = zero_shot(capsys, *args)
     assert status == 2 and out == ""
-    assert err.count("\n") == 1 and message.format(tmp=tmp_path) in err
+    [error] = [line for line in err.splitlines() if "has random weights" not in line]
+    assert error.startswith("clip: error: ") and message.format(tmp=tmp_path) in error
+
+
+def test_nothing_readable_is_an_error_in_one_line(
+    crafted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model_dir, _ = crafted
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    status, out, err = zero_shot(capsys, str(tmp_path), "--model", str(model_dir), "--labels", *LABELS)
+    assert status == 2 and out == ""
+    assert err == (
+        f"clip: error: none of the 2 images could be read (the first: {tmp_path / 'broken.png'}: not an image file "
+        "Pillow can read)\n"
+    )

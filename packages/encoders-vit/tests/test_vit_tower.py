@@ -144,7 +144,9 @@ def test_vit_cards_build_the_published_shapes(name: str) -> None:
     try:
         with torch.device("meta"):
             model = clip_core.ClipModel(card)
-    except NotImplementedError:  # timm before ~1.0.20 calls .tolist() while building: no meta device there
+    except NotImplementedError as exc:  # timm before ~1.0.20 calls .tolist() while building: no meta device there
+        if "meta" not in str(exc):  # any other NotImplementedError is a failure, not this skip
+            raise
         pytest.skip("this timm cannot build a ViT on the meta device (the lowest-versions run)")
     image = card.image
     assert isinstance(image, VitConfig)

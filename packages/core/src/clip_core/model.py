@@ -81,7 +81,7 @@ class ClipModel(nn.Module):
             raise InputError(f"pixels must be a tensor [batch, 3, height, width], got {_describe(pixels)}")
         if not pixels.is_floating_point():
             raise InputError(f"pixels must be floating point (preprocessed), got {pixels.dtype}")
-        dtype = _parameter_dtype(self.visual)
+        dtype = tower_dtype(self.visual)
         return pixels.to(dtype) if dtype is not None else pixels
 
     def text_input(self, ids: torch.Tensor) -> torch.Tensor:
@@ -149,14 +149,33 @@ class ClipModel(nn.Module):
         )
 
     def forward(self, pixels: torch.Tensor, ids: torch.Tensor) -> ClipOutput:
-        """Embed both modalities and score every image against every text."""
+        """Embed both modalities and score every image against every text (the logits in float32 at least)."""
         image_embeds = self.encode_image(pixels, normalize=True)
         text_embeds = self.encode_text(ids, normalize=True)
         scale = self.logit_scale.exp()
-        logits = scale * image_embeds @ text_embeds.to(image_embeds.dtype).T
+        dtype = torch.promote_types(image_embeds.dtype, torch.float32)
+        logits = scale.to(dtype) * image_embeds.to(dtype) @ text_embeds.to(dtype).T
         if self.logit_bias is not None:
-            logits = logits + self.logit_bias
+            logits = logits + self.logit_bias.to(dtype)
         return ClipOutput(image_embeds, text_embeds, scale, logits, logits.T, self.logit_bias)
+
+    def to_bf16(self) -> ClipModel:
+        """Convert the towers to bfloat16 for inference, keeping float32 where bf16 would cost accuracy; returns self.
+
+        The towers' weights become bf16 except LayerNorm layers', which stay float32 and normalise in float32 (their
+        input cast up, their output cast back, as OpenAI's and open_clip's LayerNorm do). The logit scale and bias
+        stay float32 and :meth:`forward` computes the logits in float32; the embeddings come out in bf16. This is
+        what ``clip ... --dtype bf16`` does. Plain ``model.to(torch.bfloat16)`` converts every parameter instead: the
+        logit scale rounds (ln 100 becomes 4.59375, a scale 1.1% too low) and LayerNorm runs in bf16.
+        ``model.float()`` undoes either.
+        """
+        for tower in (self.visual, self.text):
+            tower.to(torch.bfloat16)
+            for module in tower.modules():
+                if isinstance(module, nn.LayerNorm):
+                    module.float()
+                    _normalise_in_float32(module)
+        return self
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``card.json`` and ``model.safetensors`` to ``directory``, atomically; returns the path."""
@@ -180,11 +199,33 @@ class ClipModel(nn.Module):
         return push_to_hub(self, repo_id, revision=revision, private=private, format=format)
 
 
-def _parameter_dtype(module: nn.Module) -> torch.dtype | None:
-    for parameter in module.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return None
+def _normalise_in_float32(norm: nn.LayerNorm) -> None:
+    """Make ``norm`` compute in float32 and return its input's dtype (once per layer)."""
+    if getattr(norm, "_clip_float32", False):
+        return
+    dtypes: list[torch.dtype] = []
+
+    def cast_up(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        dtypes.append(args[0].dtype)
+        return (args[0].float(), *args[1:])
+
+    def cast_back(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        return output.to(dtypes.pop())
+
+    norm.register_forward_pre_hook(cast_up)
+    norm.register_forward_hook(cast_back)
+    norm._clip_float32 = True  # type: ignore[assignment]
+
+
+def tower_dtype(module: nn.Module) -> torch.dtype | None:
+    """The dtype ``module`` computes in: its first floating-point parameter's outside LayerNorm layers (which
+    :meth:`ClipModel.to_bf16` keeps in float32), else any floating-point parameter's."""
+    for part in module.modules():
+        if not isinstance(part, nn.LayerNorm):
+            for parameter in part.parameters(recurse=False):
+                if parameter.is_floating_point():
+                    return parameter.dtype
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 def _describe(value: object) -> str:

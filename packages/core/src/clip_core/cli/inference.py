@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,22 +16,6 @@ from clip_core.errors import InputError
 if TYPE_CHECKING:
     from clip_core.embedding.file import Embeddings
     from clip_core.index import Searchable
-
-
-def _stop_after(shards: int | None) -> Callable[[int], None] | None:
-    """For tests of resuming: a callback killing this process (SIGKILL) once ``shards`` shards are recorded."""
-    if not shards:
-        return None
-
-    def stop(written: int) -> None:
-        if written >= shards:
-            import os
-            import signal
-
-            sys.stdout.flush()
-            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
-
-    return stop
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
@@ -54,7 +37,6 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         "progress": args.progress,
         "model_source": source,
         "fingerprint": fingerprint,
-        "on_shard": _stop_after(args.stop_after_shards),
     }
     if texts:
         result = embed_texts(model, texts, args.out, long_text=args.long_text, **options)
@@ -104,6 +86,11 @@ def _cmd_zero_shot(args: argparse.Namespace) -> None:
         for path, values, indices in zip(good, probabilities.tolist(), picks.tolist(), strict=True):
             predictions = [{"label": labels[i], "probability": p} for p, i in zip(values, indices, strict=True)]
             results.append({"image": path, "predictions": predictions})
+    if not results:
+        first = skipped[0]
+        raise InputError(
+            f"none of the {len(skipped)} images could be read (the first: {first['source']}: {first['error']})"
+        )
     if args.json:
         print(json.dumps({"results": results, "skipped": skipped}, indent=2, ensure_ascii=False))
     else:
@@ -182,8 +169,9 @@ def add_parsers(commands: Any) -> None:
         description="Embed images (files, folders searched recursively, glob patterns, or list files of one path "
         "per line) or texts (--texts FILE: one per line) into OUT (.safetensors or .npy), with OUT's index "
         "(OUT.index.jsonl: row -> source) and manifest (OUT.manifest.json: model, options, skipped files) beside "
-        "it. Unreadable images are skipped and reported. An interrupted job continues where it stopped when the "
-        "same command is run again (its work is kept in OUT.partial/).",
+        "it. Unreadable images are skipped and reported; when none can be read, nothing is written (exit 2). An "
+        "interrupted job continues where it stopped when the same command is run again (its work is kept in "
+        "OUT.partial/).",
     )
     embed.add_argument("sources", nargs="*", metavar="IMAGES", help="image files, folders, globs or list files")
     embed.add_argument("--texts", metavar="FILE", help="embed the lines of this text file instead of images")
@@ -207,7 +195,6 @@ def add_parsers(commands: Any) -> None:
     )
     embed.add_argument("--overwrite", action="store_true", help="replace OUT, discarding any unfinished work")
     embed.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
-    embed.add_argument("--stop-after-shards", dest="stop_after_shards", type=int, help=argparse.SUPPRESS)
     embed.set_defaults(run=_cmd_embed)
 
     zero_shot = commands.add_parser(

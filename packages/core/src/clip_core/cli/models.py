@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from clip_core.errors import InputError
@@ -10,8 +11,10 @@ from clip_core.model import ClipModel
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--model``, ``--card``, ``--pretrained``, ``--device``, ``--dtype`` and ``--image-size`` to ``parser``."""
-    """The options naming a model, shared by ``embed``, ``zero-shot`` and ``search`` (see :func:`_model_from_args`)."""
+    """Add ``--model``, ``--card``, ``--pretrained``, ``--device``, ``--dtype`` and ``--image-size`` to ``parser``.
+
+    The options naming a model, shared by every inference command (see :func:`model_from_args`).
+    """
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
@@ -24,7 +27,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pretrained", metavar="TAG_OR_PATH", help="weights for the card: a pretrained tag or a file")
     group.add_argument("--card", help="the card of a checkpoint (when it does not say)")
     group.add_argument("--device", help="cpu, cuda, cuda:1... (default: the GPU if any)")
-    group.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: convert the model (fp32)")
+    group.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: convert the towers (LayerNorm, logit scale and logits stay fp32; fp32)",
+    )
     group.add_argument(
         "--image-size",
         type=int,
@@ -38,7 +46,8 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
     """The model ``--model`` (``--pretrained``, ``--card``) names, in eval mode on ``--device`` in ``--dtype``.
 
     Returns the model, a description of where it came from, and its weight fingerprint (taken before any dtype
-    conversion). A card without ``--pretrained`` gets random weights from seed 0, the same in every run.
+    conversion). A card without ``--pretrained`` gets random weights from seed 0, the same in every run, and a
+    warning on stderr saying so and how to get trained weights (:func:`warn_random_weights`).
     """
     import torch
 
@@ -72,6 +81,7 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
                 torch.manual_seed(0)
                 model = create_model(spec)
             source = f"{spec} (random weights, seed 0)"
+            warn_random_weights(model.card.name)
         else:
             model = create_model(spec, pretrained=args.pretrained)
             source = f"{spec} + {args.pretrained}"
@@ -88,5 +98,14 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
     except (RuntimeError, AssertionError) as exc:
         raise InputError(f"--device {args.device}: {str(exc).splitlines()[0]}") from None
     if args.dtype == "bf16":
-        model.to(torch.bfloat16)
+        model.to_bf16()
     return model, source, fingerprint
+
+
+def warn_random_weights(card: str) -> None:
+    """Say on stderr that ``card`` runs with random weights, and how to get trained ones: its outputs mean nothing."""
+    print(
+        f"clip: warning: {card} has random weights (seed 0), so its outputs mean nothing; load trained weights "
+        f"with --pretrained TAG (the tags: clip pretrained list {card})",
+        file=sys.stderr,
+    )

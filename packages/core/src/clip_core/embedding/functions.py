@@ -49,9 +49,10 @@ def embed_images(
     ``preprocess`` (default: the card's), ``batch_size`` at a time, in a ``DataLoader`` with ``workers`` worker
     processes, then embedded on the model's device in the model's dtype and mode (call ``model.eval()`` first) and
     stored as float32, L2-normalised unless ``normalize`` is false. Unreadable images are skipped and listed in the
-    result and the manifest, never fatal. The job resumes after an interruption (see :mod:`clip_core.embedding.job`):
-    calling again with the same arguments carries on, while a different model or options raise
-    :class:`InputError`; an existing output is replaced only with ``overwrite``, which also discards unfinished work.
+    result and the manifest; when none can be read, :class:`InputError` and nothing is written. The job resumes
+    after an interruption (see :mod:`clip_core.embedding.job`): calling again with the same arguments carries on,
+    while a different model or options raise :class:`InputError`; an existing output is replaced only with
+    ``overwrite``, which also discards unfinished work.
 
     ``model_source`` says where the model came from (recorded in the manifest); ``fingerprint`` is the model's
     :func:`~clip_core.fingerprint.model_fingerprint`, computed here unless given (give it when the model was

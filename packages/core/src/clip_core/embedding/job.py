@@ -14,11 +14,14 @@ The work happens in a folder beside the output, ``OUT.partial/`` (e.g. ``embeddi
   durable: the shard's file name, the sources whose rows it holds, in order, and the sources found unreadable.
 - ``lock``: locked by the running job (an OS lock, released by a kill), so that two jobs never write one output.
 
-A restart with the same job reads the progress (a line torn by the kill is dropped with its shard), skips every
-source already recorded, and carries on with the rest; a shard written but not recorded is simply redone. So no
-source is lost or embedded twice. At the end the rows are gathered in the order of the sources given (the same
-file an uninterrupted run writes), written beside their index and manifest (see :mod:`clip_core.embedding.file`),
-and the folder is removed. The sources may change between runs: rows of sources no longer given are left out.
+A restart with the same job reads the progress, skips every source already recorded, and carries on with the
+rest; a shard written but not recorded is simply redone, and so is one whose record the kill tore (the last line,
+dropped). Any other damage (a corrupt record before the last, a recorded shard gone or unreadable) is an
+:class:`~clip_core.errors.InputError` leaving the log as it is, and an I/O error propagates: finished work is never
+discarded on a guess. So no source is lost or embedded twice. At the end the rows are gathered in the order of the
+sources given (the same file an uninterrupted run writes), written beside their index and manifest (see
+:mod:`clip_core.embedding.file`), and the folder is removed. The sources may change between runs: rows of sources
+no longer given are left out.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from clip_core.embedding.file import (
 )
 from clip_core.errors import InputError
 from clip_core.fingerprint import model_fingerprint
-from clip_core.model import ClipModel
+from clip_core.model import ClipModel, tower_dtype
 
 __all__ = ["EmbedResult", "EmbeddedBatch", "EmbeddingJob", "Skipped", "partial_folder"]
 
@@ -142,7 +145,7 @@ class EmbeddingJob:
         self.output = output
         self.shard_size = shard_size
         self.folder = partial_folder(output)
-        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+        dtype = tower_dtype(model.visual) or torch.float32
         self.identity: dict[str, Any] = json.loads(
             json.dumps(
                 {
@@ -233,38 +236,40 @@ class EmbeddingJob:
                 "rerun with the same model and options, or pass --overwrite to start over"
             )
         done = _Done()
-        kept: list[bytes] = []
         progress = self.folder / _PROGRESS
-        lines = progress.read_bytes().split(b"\n") if progress.exists() else []
-        for line in lines:
-            if not line.strip():
-                continue
-            record = self._valid_record(line)
-            if record is None:  # torn by the kill, or its shard is gone: redo it and everything after it
-                break
-            kept.append(line + b"\n")
+        lines = [line for line in progress.read_bytes().split(b"\n") if line.strip()] if progress.exists() else []
+        for number, line in enumerate(lines, 1):
+            record = _parse_record(line)
+            if record is None:
+                if number == len(lines):  # the last line, torn by a kill mid-write: its shard is redone
+                    write_atomically(progress, lambda file: file.write(b"".join(kept + b"\n" for kept in lines[:-1])))
+                    break
+                raise InputError(f"{progress}: line {number} is not a progress record; pass --overwrite to start over")
+            self._check_shard(record, f"{progress}: line {number}")
             done.shards += 1
             shard = record["shard"]
             for row, key in enumerate(record["done"]):
                 done.rows[key] = (shard, row)
             for key, error in record["skipped"]:
                 done.skipped[key] = error
-        write_atomically(progress, lambda file: file.write(b"".join(kept)))
         return done
 
-    def _valid_record(self, line: bytes) -> dict[str, Any] | None:
+    def _check_shard(self, record: dict[str, Any], where: str) -> None:
+        """The shard ``record`` names holds its rows; else :class:`InputError` (an I/O error reading it propagates)."""
+        from safetensors import SafetensorError
+
+        shard, keys = record["shard"], record["done"]
+        if not keys:
+            return
         try:
-            record = json.loads(line)
-            shard, keys, skipped = record["shard"], record["done"], record["skipped"]
-            if not (isinstance(keys, list) and isinstance(skipped, list)):
-                return None
-            if keys:
-                with safe_open(str(self.folder / shard), framework="pt") as file:
-                    if file.get_slice(EMBEDDINGS_KEY).get_shape()[0] != len(keys):
-                        return None
-        except Exception:
-            return None
-        return dict(record)
+            with safe_open(str(self.folder / shard), framework="pt") as file:
+                rows = file.get_slice(EMBEDDINGS_KEY).get_shape()[0]
+        except FileNotFoundError:
+            raise InputError(f"{where} records {shard}, which is missing; pass --overwrite to start over") from None
+        except SafetensorError as exc:
+            raise InputError(f"{where} records {shard}, which is unreadable ({exc}); pass --overwrite") from None
+        if rows != len(keys):
+            raise InputError(f"{where} records {len(keys)} rows but {shard} holds {rows}; pass --overwrite")
 
     def _embed(
         self,
@@ -323,6 +328,12 @@ class EmbeddingJob:
             for position, key in enumerate(self.keys)
             if key in done.skipped and key not in done.rows
         )
+        if not positions and skipped:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise InputError(
+                f"none of the {len(skipped)} {self.modality}s could be read (the first: {skipped[0].source}: "
+                f"{skipped[0].error}); nothing written to {self.output}"
+            )
         manifest = {
             "format": self.identity["format"],
             "modality": self.modality,
@@ -349,6 +360,18 @@ class EmbeddingJob:
             resumed=resumed,
             seconds=seconds,
         )
+
+
+def _parse_record(line: bytes) -> dict[str, Any] | None:
+    """A progress line as its record, or None if it is not one (a line torn mid-write, or damaged)."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    fields = ("shard", str), ("done", list), ("skipped", list)
+    if not (isinstance(record, dict) and all(isinstance(record.get(name), kind) for name, kind in fields)):
+        return None
+    return record
 
 
 def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:

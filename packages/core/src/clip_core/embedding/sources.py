@@ -129,7 +129,10 @@ def _reason(exc: BaseException) -> str:
 
 
 def read_pixels(path: str | os.PathLike[str], preprocess: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
-    """:func:`read_image` then ``preprocess``; any failure is an :class:`InputError` naming the file and why.
+    """:func:`read_image` then ``preprocess``; a bad file is an :class:`InputError` naming the file and why.
+
+    Of ``preprocess``, what a malformed image makes Pillow raise (``OSError``, ``ValueError``) is the file's fault;
+    any other exception is a bug in the preprocessing and propagates rather than passing for an unreadable file.
 
     Pillow's warning that a palette image's transparency is dropped on conversion to RGB is silenced.
     """
@@ -140,7 +143,7 @@ def read_pixels(path: str | os.PathLike[str], preprocess: Callable[[Image.Image]
             return preprocess(image)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    except Exception as exc:  # a mode conversion failing on a malformed file
+    except (OSError, ValueError) as exc:  # what Pillow's conversions raise on a malformed file; a bug propagates
         raise InputError(f"{path}: {type(exc).__name__}: {_reason(exc)}") from None
 
 

@@ -40,10 +40,19 @@ def freeze_untrained(model: ClipModel, freeze: str | None, loss_inputs: frozense
 def split_weight_decay(model: nn.Module) -> tuple[list[str], list[str]]:
     """Names of the trainable parameters that get weight decay, and of those that do not.
 
-    No decay (as open_clip): biases and any parameter with fewer than two dimensions; every parameter of a
-    normalisation layer (LayerNorm, GroupNorm, BatchNorm, RMSNorm...) or an embedding table; learned embeddings
-    and tokens held as parameters (a last name part containing ``embed`` or ``token``: ``pos_embed``,
-    ``positional_embedding``, ``cls_token``...); the logit scale and bias. Frozen parameters are in neither list.
+    No decay: biases and any parameter with fewer than two dimensions; every parameter of a normalisation layer
+    (LayerNorm, GroupNorm, BatchNorm, RMSNorm...) or an embedding table; learned embeddings and tokens held as
+    parameters (a last name part containing ``embed`` or ``token``: ``pos_embed``, ``positional_embedding``,
+    ``cls_token``...); the logit scale and bias. Frozen parameters are in neither list.
+
+    This is timm's rule (its models' ``no_weight_decay()``: position embeddings and class tokens) and GPT-2-style
+    training's, not open_clip's: open_clip exempts only parameters with fewer than two dimensions and names
+    containing ``bn``, ``ln``, ``bias`` or ``logit_scale``, so it decays the token and position embeddings (2-D).
+    We spare them deliberately: a token's embedding row gets a gradient only in batches holding that token, while
+    decay shrinks every row at every step, so rare tokens' embeddings would decay towards zero between their
+    appearances; position embeddings are inputs to be learned, not weights to regularise. The rule goes by module
+    type and the embedding names, not by abbreviations in a layout's names, so it holds for any tower plugin. For
+    open_clip's exact rule, pass your own parameter groups to AdamW.
     """
     exempt: set[int] = set()
     for module in model.modules():

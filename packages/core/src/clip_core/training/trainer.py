@@ -10,15 +10,24 @@ What one update does, in order:
    reaching the towers through micro-batch ``j``'s embeddings is exactly its share of the whole-batch gradient,
    and the sum over ``j`` is the whole-batch gradient (the logit scale and bias take part, with gradients, only
    in the last micro-batch's loss, so they too get their gradient once). So an update with accumulation equals,
-   up to float rounding, the update on the whole batch at once, for any loss, at the cost of one extra forward
-   pass per micro-batch; the memory held is one micro-batch's activations plus the whole batch's embeddings.
+   up to float rounding, the update on the whole batch at once, for any loss (but see BatchNorm below), at the
+   cost of one extra forward pass per micro-batch; the memory held is one micro-batch's activations plus the
+   whole batch's embeddings.
+   The two passes over a micro-batch see the same network: the cache pass leaves BatchNorm running statistics
+   untouched (the gradient pass updates them once per micro-batch, as ``A`` steps without caching would), and the
+   gradient pass replays the random state of the cache pass, so dropout and drop-path draw the same masks. What
+   stays inexact: a BatchNorm layer in training normalises with the statistics of its micro-batch, not of the
+   whole batch, and its running statistics are updated ``A`` times with them, so towers with BatchNorm (the
+   modified-resnet ones) get the gradient of ``A`` micro-batch normalisations, not of one whole-batch one.
 3. Under ``torchrun`` (``WORLD_SIZE > 1``) the step runs in ``DistributedDataParallel`` (gloo on CPU, NCCL on
    GPUs). The losses gather embeddings across processes themselves (they are built with ``local_loss=True`` when
    they accept it), so every process computes the loss of the global batch and DDP's gradient averaging gives
    the gradient one process would compute on the whole global batch (:mod:`clip_core.training.processes`).
-4. AdamW (weight decay only on weights: not on biases, norms, embeddings or the logit scale and bias, as
-   open_clip) with a cosine schedule after a linear warm-up; the log logit scale is then clamped to
-   ``[0, max_logit_scale]`` (ln 100 by default). See :mod:`clip_core.training.optimizer`.
+4. AdamW (weight decay only on weights: not on biases, norms, token or position embeddings or the logit scale and
+   bias; timm's rule, which spares the embeddings open_clip decays: see
+   :func:`~clip_core.training.optimizer.split_weight_decay` for why) with a cosine schedule after a linear
+   warm-up; the log logit scale is then clamped to ``[0, max_logit_scale]`` (ln 100 by default). See
+   :mod:`clip_core.training.optimizer`.
 
 A frozen tower (``freeze``, LiT-style) stays in eval mode, runs without gradients and is not in the optimizer.
 With ``grad_checkpointing`` each trainable tower's ``set_grad_checkpointing(True)`` is called; a tower without
@@ -54,6 +63,7 @@ from clip_core.model import ClipModel
 from clip_core.preprocess import get_preprocess
 from clip_core.protocols import Tokenizer
 from clip_core.tokenizer import get_tokenizer
+from clip_core.training.caching import rng_state_of, running_stats_kept, set_rng_state_of
 from clip_core.training.checkpoint import save_training_checkpoint
 from clip_core.training.config import TrainConfig
 from clip_core.training.data import ImageCaptionDataset, PairCollator, StepBatches, read_pairs
@@ -294,14 +304,19 @@ class Trainer:
     def _accumulated(self, pixels: Sequence[torch.Tensor], ids: Sequence[torch.Tensor]) -> torch.Tensor:
         """Feature-caching accumulation (see the module's documentation); returns the whole batch's loss."""
         freeze = self.config.freeze
-        with torch.no_grad():
-            cached = [self.step_module(p, i)[:2] for p, i in zip(pixels, ids, strict=True)]
+        states = []
+        with torch.no_grad(), running_stats_kept(self.model):
+            cached = []
+            for p, i in zip(pixels, ids, strict=True):
+                states.append(rng_state_of(self.device))
+                cached.append(self.step_module(p, i)[:2])
         cached_images = [images for images, _ in cached]
         cached_texts = [texts for _, texts in cached]
         last = len(pixels) - 1
         for j, (p, i) in enumerate(zip(pixels, ids, strict=True)):
             no_sync = getattr(self.step_module, "no_sync", None)
             with no_sync() if j < last and no_sync is not None else contextlib.nullcontext():
+                set_rng_state_of(states[j], self.device)  # the cache pass's dropout and drop-path masks again
                 images_j, texts_j, scale, bias = self.step_module(
                     None if freeze == "image" else p, None if freeze == "text" else i
                 )
