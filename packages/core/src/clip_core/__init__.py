@@ -22,6 +22,7 @@ from clip_core.checkpoints import load_checkpoint
 from clip_core.create import create_model
 from clip_core.embedding import Embeddings, EmbedResult, embed_images, embed_texts, read_embeddings, read_image
 from clip_core.errors import CardError, CheckpointError, ClipError, InputError, PluginError, PretrainedError
+from clip_core.eval import EvalData, EvalResult, evaluate, load_data
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
 from clip_core.index import EmbeddingIndex, SearchHit, build_index, open_index, search_by_image, search_by_text
 from clip_core.model import ClipModel, ClipOutput
@@ -48,6 +49,8 @@ __all__ = [
     "EmbedResult",
     "EmbeddingIndex",
     "Embeddings",
+    "EvalData",
+    "EvalResult",
     "ImageEncoder",
     "ImagePreprocess",
     "InputError",
@@ -70,11 +73,13 @@ __all__ = [
     "create_model",
     "embed_images",
     "embed_texts",
+    "evaluate",
     "get_card",
     "get_preprocess",
     "get_tokenizer",
     "hookimpl",
     "list_cards",
+    "load_data",
     "load_checkpoint",
     "open_index",
     "read_embeddings",
