@@ -23,6 +23,9 @@ PACKAGES = {  # folder -> (distribution, import name)
 }
 TEST_PLUGIN = "tests/plugins/clip-test-towers"
 TEST_PEERS = ["open_clip_torch==3.3.*", "transformers==5.*"]
+#: CLIP_benchmark, the reference `clip eval` is tested against (its wds reader needs requests and webdataset;
+#: its metrics scikit-learn).
+EVAL_PEERS = ["clip-benchmark==1.6.2", "requests", "webdataset", "scikit-learn"]
 #: A card each tower package must build and run end to end when installed alone (with clip-core).
 SMOKE_CARDS = {"encoders-vit": "ViT-B-32", "encoders-resnet": "RN50"}
 SMOKE = """
@@ -70,14 +73,14 @@ def _editable_packages() -> list[str]:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version."""
-    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS)
+    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS, *EVAL_PEERS)
     session.run("pytest", "-m", "not slow", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
 @nox.session(python=PYTHONS[-1])
 def parity(session: nox.Session) -> None:
     """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
-    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS)
+    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS, *EVAL_PEERS)
     session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 

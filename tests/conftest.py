@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity tests must run, never skip
-    for peer in ("open_clip", "transformers"):
+    for peer in ("open_clip", "transformers", "clip_benchmark.datasets.builder"):
         importlib.import_module(peer)
 
 

@@ -99,7 +99,7 @@ def _samples(shard: Path, label: str) -> list[tuple[TarMember, str]]:
             for key, files in groups.items():
                 image = next((files[e] for e in _IMAGE_EXTENSIONS if e in files), None)
                 if image is None or label not in files:
-                    wanted = "an image (.png, .jpg, .jpeg, .webp)" if image is None else f"a .{label} file"
+                    wanted = "image (.png, .jpg, .jpeg, .webp)" if image is None else f".{label} file"
                     raise InputError(f"{shard}: sample {key.lstrip('/')!r} has no {wanted}")
                 reader = archive.extractfile(files[label])
                 assert reader is not None
