@@ -25,6 +25,9 @@ TEST_PLUGIN = "tests/plugins/clip-test-towers"
 TEST_PEERS = ["open_clip_torch==3.3.*", "transformers==5.*"]
 #: clip-core with the extras its tests exercise (FAISS indices, ONNX export; `clip serve`, over HTTP with httpx).
 CORE_UNDER_TEST = ["packages/core[testing,faiss,onnx,serve]", "httpx"]
+#: CLIP_benchmark, the reference `clip eval` is tested against (its wds reader needs requests and webdataset;
+#: its metrics scikit-learn).
+EVAL_PEERS = ["clip-benchmark==1.6.2", "requests", "webdataset", "scikit-learn"]
 #: A card each tower package must build and run end to end when installed alone (with clip-core).
 SMOKE_CARDS = {"encoders-vit": "ViT-B-32", "encoders-resnet": "RN50"}
 SMOKE = """
@@ -77,14 +80,14 @@ _TEST_ENV = {"CLIP_REQUIRE_PEERS": "1", "CLIP_STRICT_PLUGINS": "1"}
 def tests(session: nox.Session) -> None:
     """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version. The browser tests of
     `clip serve` need Debian's chromium on PATH (`.ci/run` installs it)."""
-    session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS)
+    session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS, *EVAL_PEERS)
     session.run("pytest", "-m", "not slow", *session.posargs, env=_TEST_ENV)
 
 
 @nox.session(python=PYTHONS[-1])
 def parity(session: nox.Session) -> None:
     """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
-    session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS)
+    session.install(*_editable_packages(), *CORE_UNDER_TEST, *TEST_PEERS, *EVAL_PEERS)
     session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env=_TEST_ENV)
 
 

@@ -30,6 +30,7 @@ if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity t
         "httpx",
         "faiss",
         "onnxruntime",
+        "clip_benchmark.datasets.builder",
     ):
         importlib.import_module(peer)
 

@@ -53,6 +53,16 @@ def test_quick_demo_writes_the_model_pictures_and_metrics_and_the_model_reloads_
     assert again.recall_at_1_seen == metrics["text_to_image_recall_at_1"]["seen"]
     assert again.recall_at_1_unseen == metrics["text_to_image_recall_at_1"]["unseen"]
 
+    # `clip eval` on the held-out sets the demo writes reproduces its zero-shot accuracy
+    for which, top1 in (("seen", "top1_seen"), ("unseen", "top1_unseen")):
+        report = tmp_path / f"{which}.json"
+        args = ["eval", "--model", str(out / "model"), "--data", str(out / f"heldout-{which}"), "--no-progress"]
+        assert main([*args, "--workers", "0", "--output", str(report)]) == 0
+        evaluated = json.loads(report.read_text())
+        assert evaluated["task"] == "zeroshot_classification" and evaluated["dataset"] == f"heldout-{which}"
+        assert evaluated["metrics"]["acc1"] == metrics["zero_shot"][top1]
+        assert evaluated["images"] == (QUICK.seen_test_images if which == "seen" else QUICK.unseen_test_images)
+
 
 def test_demo_without_the_vit_plugin_names_the_package_to_install(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

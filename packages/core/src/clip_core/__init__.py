@@ -30,6 +30,7 @@ from clip_core.errors import (
     PluginError,
     PretrainedError,
 )
+from clip_core.eval import EvalData, EvalResult, evaluate, load_data
 from clip_core.export import export_model
 from clip_core.hookspecs import PLUGIN_API_VERSION, hookimpl
 from clip_core.hub.pretrained import PretrainedWeights
@@ -59,6 +60,8 @@ __all__ = [
     "EmbedResult",
     "EmbeddingIndex",
     "Embeddings",
+    "EvalData",
+    "EvalResult",
     "ExportError",
     "ImageEncoder",
     "ImagePreprocess",
@@ -85,12 +88,14 @@ __all__ = [
     "create_model",
     "embed_images",
     "embed_texts",
+    "evaluate",
     "export_model",
     "get_card",
     "get_preprocess",
     "get_tokenizer",
     "hookimpl",
     "list_cards",
+    "load_data",
     "load_checkpoint",
     "open_index",
     "read_embeddings",

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from clip_core.cli import catalog, index, inference, serving, training, weights
+from clip_core.cli import catalog, evaluation, index, inference, serving, training, weights
 from clip_core.errors import ClipError
 
 __all__ = ["main"]
@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clip", description="clip-sdk: CLIP-family models, cards and plugins.")
     parser.add_argument("--version", action="version", version=f"clip-core {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (catalog, weights, inference, index, training, serving):
+    for group in (catalog, weights, inference, index, evaluation, training, serving):
         group.add_parsers(commands)
     return parser
 

@@ -86,6 +86,8 @@ class DemoResult:
     similarity: Path
     metrics: Path
     verified: bool
+    #: The held-out images of seen and of unseen combinations as data sets ``clip eval`` reads (``wds`` layout).
+    held_out_sets: tuple[Path, Path] | None = None
 
 
 def demo_card() -> ModelCard:
@@ -174,6 +176,10 @@ def run_demo(
                 )
             verified = True
 
+        held_out_sets = (
+            _write_held_out(folder / "heldout-seen", seen_set),
+            _write_held_out(folder / "heldout-unseen", unseen_set),
+        )
         losses = [record.loss for record in trained.history]
         loss_curve = draw_loss_curve(losses, folder / "loss.png", title=f"training loss ({card.name}, seed {seed})")
         similarity = _similarity_picture(model, tokenizer, preprocess, seen_set, unseen_set, folder / "similarity.png")
@@ -188,6 +194,7 @@ def run_demo(
             similarity=similarity,
             metrics=folder / "metrics.json",
             verified=verified,
+            held_out_sets=held_out_sets,
         )
         _write_metrics(result, card, settings, seed, losses)
         if not quiet:
@@ -222,6 +229,15 @@ def demo_data(settings: DemoSettings, seed: int, image_size: int) -> DemoData:
     seen = generate(settings.seen_test_images, combinations(seen=True), image_size, rng)
     unseen = generate(settings.unseen_test_images, combinations(seen=False), image_size, rng)
     return DemoData(train, [what.random_caption(rng) for what, _ in train], seen, unseen)
+
+
+def _write_held_out(folder: Path, pictures: list[tuple[Shape, Image.Image]]) -> Path:
+    """A held-out set as a data set in CLIP_benchmark's ``wds`` layout, with the demo's classes and templates."""
+    from clip_core.eval.wds import write_wds
+
+    samples = [(image, CLASSNAMES.index(what.classname)) for what, image in pictures]
+    templates = [template.replace("{}", "{c}") for template in TEMPLATES]
+    return write_wds(folder, samples, classnames=CLASSNAMES, templates=templates)
 
 
 def _pixels(preprocess: ImagePreprocess, images: list[Image.Image]) -> torch.Tensor:
@@ -283,6 +299,7 @@ def _write_metrics(result: DemoResult, card: ModelCard, settings: DemoSettings, 
         "model": str(result.model_dir),
         "loss_curve": str(result.loss_curve),
         "similarity": str(result.similarity),
+        "held_out_sets": [str(path) for path in result.held_out_sets or ()],
     }
     result.metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 
@@ -308,6 +325,9 @@ def _print_summary(result: DemoResult, card: ModelCard, settings: DemoSettings, 
         f"  similarity:  {result.similarity}",
         f"  metrics:     {result.metrics}",
     ]
+    if result.held_out_sets:
+        seen, unseen = result.held_out_sets
+        lines.append(f"  held out:    {seen}, {unseen}   (clip eval --model {result.model_dir} --data {seen})")
     if result.verified:
         lines.append("  verified: the model reloaded from disk reproduces these scores exactly")
     lines.append(

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from clip_core.embedding.job import EmbeddedBatch, EmbeddingJob, EmbedResult
 from clip_core.embedding.longtext import LONG_TEXT_POLICIES, LongText, encode_texts
-from clip_core.embedding.sources import ImageFiles, collate_images
+from clip_core.embedding.sources import ImageFiles, LoadedImages, collate_images
 from clip_core.errors import InputError
 from clip_core.model import ClipModel
 from clip_core.preprocess import ImagePreprocess, get_preprocess
 from clip_core.protocols import Tokenizer
 from clip_core.tokenizer import get_tokenizer
 
-__all__ = ["embed_images", "embed_texts"]
+__all__ = ["embed_images", "embed_texts", "image_batches"]
 
 
 def embed_images(
@@ -67,21 +67,10 @@ def embed_images(
 
     def encode(positions: list[int]) -> Iterator[EmbeddedBatch]:
         dataset = ImageFiles([paths[position] for position in positions], pixels)
-        device = _device(model)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            num_workers=workers,
-            collate_fn=collate_images,
-            pin_memory=device.type == "cuda",
-        )
-        for loaded in loader:
+        for loaded, vectors in image_batches(
+            model, dataset, batch_size=batch_size, workers=workers, normalize=normalize
+        ):
             failures = [(positions[i], error) for i, error in loaded.failures]
-            vectors = torch.empty(0, model.embed_dim)
-            if loaded.pixels is not None:
-                with torch.inference_mode():
-                    features = model.encode_image(loaded.pixels.to(device, non_blocking=True)).float()
-                vectors = (F.normalize(features, dim=-1) if normalize else features).cpu()
             yield EmbeddedBatch([positions[i] for i in loaded.indices], vectors, failures)
 
     return EmbeddingJob(
@@ -147,6 +136,38 @@ def embed_texts(
         fingerprint=fingerprint,
         options={"long_text": long_text},
     ).run(encode, overwrite=overwrite, progress=progress, on_shard=on_shard)
+
+
+def image_batches(
+    model: ClipModel,
+    dataset: Dataset[tuple[int, torch.Tensor | None, str]],
+    *,
+    batch_size: int = 32,
+    workers: int = 0,
+    normalize: bool = True,
+) -> Iterator[tuple[LoadedImages, torch.Tensor]]:
+    """Embed an image data set (items as :class:`~clip_core.embedding.sources.ImageFiles` gives them) in batches.
+
+    The pipeline of :func:`embed_images`, without the job around it: a ``DataLoader`` with ``workers`` worker
+    processes decodes and preprocesses ``batch_size`` images at a time, the model embeds them on its device in its
+    dtype and mode, without gradients. Yields each collated batch (its good indices and its failures) with its
+    embeddings, float32 on the CPU, one row per good index, L2-normalised unless ``normalize`` is false.
+    """
+    device = _device(model)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_images,
+        pin_memory=device.type == "cuda",
+    )
+    for loaded in loader:
+        vectors = torch.empty(0, model.embed_dim)
+        if loaded.pixels is not None:
+            with torch.inference_mode():
+                features = model.encode_image(loaded.pixels.to(device, non_blocking=True)).float()
+            vectors = (F.normalize(features, dim=-1) if normalize else features).cpu()
+        yield loaded, vectors
 
 
 def _device(model: ClipModel) -> torch.device:

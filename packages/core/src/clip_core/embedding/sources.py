@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -47,8 +48,9 @@ _GLOB_CHARACTERS = frozenset("*?[")
 _SOME_SUFFIXES = ".jpg, .png, .webp, .gif, .tif"
 
 
-def read_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and fully decode an image file; :class:`InputError` naming the file and the reason if that fails.
+def read_image(path: str | os.PathLike[str] | IO[bytes]) -> Image.Image:
+    """Open and fully decode an image file (or binary file object); :class:`InputError` naming it and the reason if
+    that fails.
 
     The image keeps its own mode (``P``, ``I;16``, ``CMYK``...) and, for animations, is the first frame: the same
     image ``PIL.Image.open`` gives open_clip's transform.
@@ -128,7 +130,9 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def read_pixels(path: str | os.PathLike[str], preprocess: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
+def read_pixels(
+    path: str | os.PathLike[str] | IO[bytes], preprocess: Callable[[Image.Image], torch.Tensor]
+) -> torch.Tensor:
     """:func:`read_image` then ``preprocess``; a bad file is an :class:`InputError` naming the file and why.
 
     Of ``preprocess``, what a malformed image makes Pillow raise (``OSError``, ``ValueError``) is the file's fault;
