@@ -117,6 +117,7 @@ def test_zero_shot_retrieval_equals_clip_benchmarks(weights: tuple[Any, Path], d
     assert result.recall_curves["image_retrieval"][9] == expected["image_retrieval_recall@10"]
 
 
+@pytest.mark.slow  # trains CLIP_benchmark's probe through its weight-decay search: once, in the parity session
 def test_the_linear_probe_equals_clip_benchmarks(
     weights: tuple[Any, Path], data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
