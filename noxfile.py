@@ -70,14 +70,14 @@ def _editable_packages() -> list[str]:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property and peer-parity tests (pytest + hypothesis) on one Python version."""
-    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS)
+    session.install(*_editable_packages(), "packages/core[testing,faiss,tensorboard]", *TEST_PEERS)
     session.run("pytest", "-m", "not slow", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
 @nox.session(python=PYTHONS[-1])
 def parity(session: nox.Session) -> None:
     """The slowest peer-parity cases (the largest cards, marked `slow`) once, on the newest Python."""
-    session.install(*_editable_packages(), "packages/core[testing,faiss]", *TEST_PEERS)
+    session.install(*_editable_packages(), "packages/core[testing,faiss,tensorboard]", *TEST_PEERS)
     session.run("pytest", "-m", "slow", "--durations=10", *session.posargs, env={"CLIP_REQUIRE_PEERS": "1"})
 
 
