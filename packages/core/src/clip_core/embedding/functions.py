@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from clip_core.embedding.job import EmbeddedBatch, EmbeddingJob, EmbedResult
-from clip_core.embedding.sources import ImageFiles, collate_images
+from clip_core.embedding.sources import ImageFiles, collate_images, source_name
 from clip_core.errors import InputError
 from clip_core.model import ClipModel
 from clip_core.preprocess import ImagePreprocess, get_preprocess
@@ -86,7 +86,7 @@ def embed_images(
         model=model,
         modality="image",
         keys=paths,
-        entries=[{"source": path} for path in paths],
+        entries=[{"source": source_name(path)} for path in paths],
         output=Path(output),
         normalize=normalize,
         shard_size=shard_size,

@@ -14,6 +14,9 @@ The work happens in a folder beside the output, ``OUT.partial/`` (e.g. ``embeddi
   durable: the shard's file name, the sources whose rows it holds, in order, and the sources found unreadable.
 - ``lock``: locked by the running job (an OS lock, released by a kill), so that two jobs never write one output.
 
+Under ``torchrun`` (see :mod:`clip_core.embedding.ranks`) process ``r > 0`` writes ``NNNNNN.rR.safetensors``,
+``progress.R.jsonl`` and ``lock.R`` of its own beside process 0's, so that no two processes write one file.
+
 A restart with the same job reads the progress (a line torn by the kill is dropped with its shard), skips every
 source already recorded, and carries on with the rest; a shard written but not recorded is simply redone. So no
 source is lost or embedded twice. At the end the rows are gathered in the order of the sources given (the same
@@ -107,7 +110,9 @@ class _Done:
 
     rows: dict[str, tuple[str, int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
-    shards: int = 0
+
+    #: Shards recorded in this process's own progress file.
+    own_shards: int = 0
 
     def __contains__(self, key: str) -> bool:
         return key in self.rows or key in self.skipped
@@ -157,6 +162,13 @@ class EmbeddingJob:
             )
         )
         self.model_source = model_source or model.card.name
+        #: This process's rank among the job's processes (see :mod:`clip_core.embedding.ranks`).
+        self.rank = 0
+
+    @property
+    def progress_file(self) -> Path:
+        """This process's progress log."""
+        return self.folder / (_PROGRESS if self.rank == 0 else f"progress.{self.rank}.jsonl")
 
     def run(
         self,
@@ -171,8 +183,16 @@ class EmbeddingJob:
         ``overwrite``, ``progress`` and ``on_shard`` as in :func:`~clip_core.embedding.functions.embed_images`.
         """
         started = time.monotonic()
+        from clip_core.training.processes import start_processes
+
+        processes = start_processes()
+        if processes.world_size > 1:
+            from clip_core.embedding.ranks import run_ranks
+
+            return run_ranks(self, encode, processes, overwrite=overwrite, progress=progress, on_shard=on_shard)
         with self._lock():
-            done = self._start(overwrite)
+            self._start(overwrite)
+            done = self._resume()
             pending = [position for position, key in enumerate(self.keys) if key not in done]
             resumed = len(self.keys) - len(pending)
             bar = _progress_bar(len(self.keys), resumed, self.modality, progress)
@@ -190,7 +210,7 @@ class EmbeddingJob:
         from filelock import FileLock, Timeout
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.folder / _LOCK)
+        lock = FileLock(self.folder / (_LOCK if self.rank == 0 else f"{_LOCK}.{self.rank}"))
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -202,15 +222,16 @@ class EmbeddingJob:
             if self.folder.exists() and not (self.folder / _JOB).exists():
                 shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _start(self, overwrite: bool) -> _Done:
+    def _start(self, overwrite: bool) -> None:
+        """Start the job (or find it started); with ``overwrite`` discard earlier work first."""
         if overwrite:
             for path in self.folder.iterdir():
                 if path.is_dir():
                     shutil.rmtree(path)
-                elif path.name != _LOCK:
+                elif not path.name.startswith(_LOCK):
                     path.unlink()
         if (self.folder / _JOB).exists():
-            return self._resume()
+            return
         beside = (self.output, index_path(self.output), manifest_path(self.output))
         existing = [path for path in beside if path.exists()]
         if existing and not overwrite:
@@ -218,9 +239,10 @@ class EmbeddingJob:
         write_atomically(self.folder / _PROGRESS, lambda file: None)
         job = json.dumps(self.identity, indent=2) + "\n"
         write_atomically(self.folder / _JOB, lambda file: file.write(job.encode("utf-8")))  # last: the job exists
-        return _Done()
 
     def _resume(self) -> _Done:
+        """What every process of this job recorded; this process's own progress file is cut after its last
+        valid line (a line torn by a kill is dropped with its shard)."""
         try:
             recorded = json.loads((self.folder / _JOB).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -232,24 +254,28 @@ class EmbeddingJob:
                 "rerun with the same model and options, or pass --overwrite to start over"
             )
         done = _Done()
+        for progress in sorted(self.folder.glob("progress*.jsonl")):
+            kept = self._read_progress(progress, done)
+            if progress == self.progress_file:
+                done.own_shards = len(kept)
+                write_atomically(progress, lambda file: file.write(b"".join(kept)))  # noqa: B023 (called at once)
+        return done
+
+    def _read_progress(self, progress: Path, done: _Done) -> list[bytes]:
         kept: list[bytes] = []
-        progress = self.folder / _PROGRESS
-        lines = progress.read_bytes().split(b"\n") if progress.exists() else []
-        for line in lines:
+        for line in progress.read_bytes().split(b"\n"):
             if not line.strip():
                 continue
             record = self._valid_record(line)
             if record is None:  # torn by the kill, or its shard is gone: redo it and everything after it
                 break
             kept.append(line + b"\n")
-            done.shards += 1
             shard = record["shard"]
             for row, key in enumerate(record["done"]):
                 done.rows[key] = (shard, row)
             for key, error in record["skipped"]:
                 done.skipped[key] = error
-        write_atomically(progress, lambda file: file.write(b"".join(kept)))
-        return done
+        return kept
 
     def _valid_record(self, line: bytes) -> dict[str, Any] | None:
         try:
@@ -274,7 +300,7 @@ class EmbeddingJob:
     ) -> None:
         written = 0
         buffered: list[EmbeddedBatch] = []
-        with open(self.folder / _PROGRESS, "ab") as log:
+        with open(self.progress_file, "ab") as log:
             for batch in batches:
                 buffered.append(batch)
                 if bar is not None:
@@ -290,10 +316,11 @@ class EmbeddingJob:
                     on_shard(written + 1)
 
     def _write_shard(self, batches: list[EmbeddedBatch], done: _Done, log: IO[bytes]) -> None:
-        done.shards += 1
+        done.own_shards += 1
         keys = [self.keys[position] for batch in batches for position in batch.positions]
         failures = [[self.keys[position], error] for batch in batches for position, error in batch.failures]
-        shard = f"{done.shards:06d}.safetensors"
+        rank = "" if self.rank == 0 else f".r{self.rank}"
+        shard = f"{done.own_shards:06d}{rank}.safetensors"
         if keys:
             vectors = torch.cat([batch.vectors for batch in batches]).contiguous()
             write_safetensors(self.folder / shard, {EMBEDDINGS_KEY: vectors}, {"format": EMBEDDINGS_FORMAT})
