@@ -46,6 +46,8 @@ _LIST_SUFFIXES = (".txt", ".lst", ".list")
 #: Joins a shard's path and a sample's key into one source name (``shards/00000.tar#000000012``).
 SHARD_SEPARATOR = ".tar#"
 _BRACES = re.compile(r"\{([^{}]*)\}")
+_BLOCK = 512
+_EMPTY = bytes(_BLOCK)
 
 
 def is_shard_spec(spec: str | os.PathLike[str]) -> bool:
@@ -126,23 +128,12 @@ def scan_shard(path: Path) -> list[ShardSample]:
     A shard that cannot be opened raises :class:`InputError`; one damaged midway keeps the samples before it.
     """
     found: dict[str, dict[str, tuple[int, int, str]]] = {}
-    try:
-        archive = tarfile.open(path, mode="r:")  # noqa: SIM115 (closed below)
-    except (OSError, tarfile.TarError) as exc:
-        raise InputError(f"{path}: not a readable tar shard ({exc})") from None
-    with archive:
-        try:
-            for member in archive:
-                if not member.isfile():
-                    continue
-                folder, _, name = member.name.rpartition("/")
-                stem, dot, suffix = name.partition(".")
-                if not dot:
-                    continue
-                key = f"{folder}/{stem}" if folder else stem
-                found.setdefault(key, {})[suffix.lower()] = (member.offset_data, member.size, member.name)
-        except (OSError, tarfile.TarError, EOFError):
-            pass  # damaged midway: keep what was read
+    for name, offset, size in _members(path):
+        folder, _, base = name.rpartition("/")
+        stem, dot, suffix = base.partition(".")
+        if dot:
+            key = f"{folder}/{stem}" if folder else stem
+            found.setdefault(key, {})[suffix.lower()] = (offset, size, name)
     samples = []
     for key, members in found.items():
         image = next((members[s] for s in SHARD_IMAGE_SUFFIXES if s in members), None)
@@ -156,6 +147,49 @@ def scan_shard(path: Path) -> list[ShardSample]:
             )
         )
     return samples
+
+
+def _members(path: Path) -> list[tuple[str, int, int]]:
+    """``(name, data offset, size)`` of the shard's regular files: read from the plain ustar headers directly (the
+    headers img2dataset and webdataset write), through :mod:`tarfile` when a header is of another kind."""
+    members: list[tuple[str, int, int]] = []
+    try:
+        with open(path, "rb") as file:
+            offset = 0
+            while True:
+                file.seek(offset)
+                header = file.read(_BLOCK)
+                if len(header) < _BLOCK or header == _EMPTY:
+                    return members
+                kind = header[156:157]
+                if kind not in (b"0", b"\0") or header[257:262] != b"ustar" or header[124] & 0x80:
+                    return _members_by_tarfile(path)  # long names, pax headers, base-256 sizes...
+                name = header[:100].split(b"\0", 1)[0]
+                prefix = header[345:500].split(b"\0", 1)[0]
+                size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+                full = (prefix + b"/" + name if prefix else name).decode("utf-8", errors="replace")
+                members.append((full, offset + _BLOCK, size))
+                offset += _BLOCK + (size + _BLOCK - 1) // _BLOCK * _BLOCK
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable tar shard ({exc})") from None
+    except ValueError:  # a damaged header: fall back to tarfile, which keeps what comes before it
+        return _members_by_tarfile(path)
+
+
+def _members_by_tarfile(path: Path) -> list[tuple[str, int, int]]:
+    members: list[tuple[str, int, int]] = []
+    try:
+        archive = tarfile.open(path, mode="r:")  # noqa: SIM115 (closed below)
+    except (OSError, tarfile.TarError) as exc:
+        raise InputError(f"{path}: not a readable tar shard ({exc})") from None
+    with archive:
+        try:
+            for member in archive:
+                if member.isfile():
+                    members.append((member.name, member.offset_data, member.size))
+        except (OSError, tarfile.TarError, EOFError):
+            pass  # damaged midway: keep what was read
+    return members
 
 
 class ShardReader:
