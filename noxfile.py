@@ -24,7 +24,7 @@ PACKAGES = {  # folder -> (distribution, import name)
 TEST_PLUGIN = "tests/plugins/clip-test-towers"
 TEST_PEERS = ["open_clip_torch==3.3.*", "transformers==5.*"]
 #: clip-core with the extras its tests exercise (FAISS indices, ONNX export; `clip serve`, over HTTP with httpx).
-CORE_UNDER_TEST = ["packages/core[testing,faiss,onnx,serve]", "httpx"]
+CORE_UNDER_TEST = ["packages/core[testing,faiss,onnx,serve,tensorboard]", "httpx"]
 #: CLIP_benchmark, the reference `clip eval` is tested against (its wds reader needs requests and webdataset;
 #: its metrics scikit-learn).
 EVAL_PEERS = ["clip-benchmark==1.6.2", "requests", "webdataset", "scikit-learn"]

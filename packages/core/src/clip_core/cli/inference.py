@@ -166,14 +166,16 @@ def add_parsers(commands: Any) -> None:
     embed = commands.add_parser(
         "embed",
         help="embed image files or lines of text into a .safetensors or .npy file, with an index of sources",
-        description="Embed images (files, folders searched recursively, glob patterns, or list files of one path "
-        "per line) or texts (--texts FILE: one per line) into OUT (.safetensors or .npy), with OUT's index "
+        description="Embed images (files, folders searched recursively, glob patterns, list files of one path "
+        "per line, or webdataset shards such as 'shards/{00000..00099}.tar', each key a row) "
+        "or texts (--texts FILE: one per line) into OUT (.safetensors or .npy), with OUT's index "
         "(OUT.index.jsonl: row -> source) and manifest (OUT.manifest.json: model, options, skipped files) beside "
         "it. Unreadable images are skipped and reported; when none can be read, nothing is written (exit 2). An "
         "interrupted job continues where it stopped when the same command is run again (its work is kept in "
-        "OUT.partial/).",
+        "OUT.partial/). Under `torchrun ... --no-python clip embed` each process embeds its share and the first "
+        "writes the same output one process writes.",
     )
-    embed.add_argument("sources", nargs="*", metavar="IMAGES", help="image files, folders, globs or list files")
+    embed.add_argument("sources", nargs="*", metavar="IMAGES", help="image files, folders, globs, list files or shards")
     embed.add_argument("--texts", metavar="FILE", help="embed the lines of this text file instead of images")
     embed.add_argument(
         "--long-text",

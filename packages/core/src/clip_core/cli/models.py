@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def model_from_args(args: argparse.Namespace) -> tuple[ClipModel, str, str]:
     model.eval()
     fingerprint = model_fingerprint(model)
     try:
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        gpu = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # under torchrun: this process's GPU
+        device = torch.device(args.device or (gpu if torch.cuda.is_available() else "cpu"))
         model.to(device)
     except (RuntimeError, AssertionError) as exc:
         raise InputError(f"--device {args.device}: {str(exc).splitlines()[0]}") from None

@@ -60,11 +60,17 @@ def _add_train_parser(commands: Any) -> None:
         "train",
         help="train a card contrastively on image-caption pairs (torchrun for several processes)",
         description="Train a card contrastively on image-caption pairs: a .csv or .jsonl file of image paths and "
-        "captions, or a folder of images with same-named .txt captions. Run it under `torchrun --nproc_per_node N` "
-        "for data-parallel training (gloo on CPU, NCCL on GPUs).",
+        "captions, a folder of images with same-named .txt captions, or img2dataset's webdataset shards "
+        "('shards/{00000..00099}.tar', or a .txt list of shards). Run it under `torchrun --nproc-per-node N` "
+        "for data-parallel training (gloo on CPU, NCCL on GPUs). Each logged update is a line of OUT/log.jsonl.",
     )
     train.add_argument("card", help="card name, alias or file")
-    train.add_argument("data", help="a .csv or .jsonl file, or a folder of images with .txt captions")
+    train.add_argument(
+        "data", help="a .csv or .jsonl file, a folder of images with .txt captions, or shards ('{00000..00099}.tar')"
+    )
+    train.add_argument(
+        "--train-num-samples", dest="train_num_samples", type=int, help="samples per epoch of shards (counted)"
+    )
     train.add_argument("--out", help="output folder (default: clip-train)")
     train.add_argument("--pretrained", help="start from these weights (a checkpoint path or a pretrained tag)")
     train.add_argument("--image-column", dest="image_column", help="CSV column / JSON key of image paths (image)")
@@ -93,6 +99,10 @@ def _add_train_parser(commands: Any) -> None:
     train.add_argument("--workers", type=int, help="data-loading worker processes (0)")
     train.add_argument("--device", help="cpu, cuda, cuda:1... (default: the local GPU if any)")
     train.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    train.add_argument("--log-every", dest="log_every", type=int, help="updates between lines of OUT/log.jsonl (10)")
+    train.add_argument(
+        "--tensorboard", action="store_true", default=None, help="also log to OUT/tensorboard (clip-core[tensorboard])"
+    )
     train.set_defaults(run=_cmd_train)
 
 

@@ -7,6 +7,7 @@
   the image data set, and text files (:func:`read_texts`).
 - :mod:`~clip_core.embedding.job`: the resumable, sharded job (lock, manifest, progress log, shards, final gather)
   and what it returns (:class:`EmbedResult`, :class:`Skipped`).
+- :mod:`~clip_core.embedding.ranks`: the same job in several processes under ``torchrun``, one output.
 - :mod:`~clip_core.embedding.file`: the embeddings file, its index and manifest (:class:`Embeddings`,
   :func:`read_embeddings`, :func:`write_embeddings`).
 """

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from clip_core.embedding.job import EmbeddedBatch, EmbeddingJob, EmbedResult
 from clip_core.embedding.longtext import LONG_TEXT_POLICIES, LongText, encode_texts
-from clip_core.embedding.sources import ImageFiles, LoadedImages, collate_images
+from clip_core.embedding.sources import ImageFiles, LoadedImages, collate_images, source_name
 from clip_core.errors import InputError
 from clip_core.model import ClipModel
 from clip_core.preprocess import ImagePreprocess, get_preprocess
@@ -77,7 +77,7 @@ def embed_images(
         model=model,
         modality="image",
         keys=paths,
-        entries=[{"source": path} for path in paths],
+        entries=[{"source": source_name(path)} for path in paths],
         output=Path(output),
         normalize=normalize,
         shard_size=shard_size,

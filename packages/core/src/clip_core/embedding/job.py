@@ -14,6 +14,9 @@ The work happens in a folder beside the output, ``OUT.partial/`` (e.g. ``embeddi
   durable: the shard's file name, the sources whose rows it holds, in order, and the sources found unreadable.
 - ``lock``: locked by the running job (an OS lock, released by a kill), so that two jobs never write one output.
 
+Under ``torchrun`` (see :mod:`clip_core.embedding.ranks`) process ``r > 0`` writes ``NNNNNN.rR.safetensors``,
+``progress.R.jsonl`` and ``lock.R`` of its own beside process 0's, so that no two processes write one file.
+
 A restart with the same job reads the progress, skips every source already recorded, and carries on with the
 rest; a shard written but not recorded is simply redone, and so is one whose record the kill tore (the last line,
 dropped). Any other damage (a corrupt record before the last, a recorded shard gone or unreadable) is an
@@ -110,7 +113,9 @@ class _Done:
 
     rows: dict[str, tuple[str, int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
-    shards: int = 0
+
+    #: Shards recorded in this process's own progress file.
+    own_shards: int = 0
 
     def __contains__(self, key: str) -> bool:
         return key in self.rows or key in self.skipped
@@ -161,6 +166,13 @@ class EmbeddingJob:
             )
         )
         self.model_source = model_source or model.card.name
+        #: This process's rank among the job's processes (see :mod:`clip_core.embedding.ranks`).
+        self.rank = 0
+
+    @property
+    def progress_file(self) -> Path:
+        """This process's progress log."""
+        return self.folder / (_PROGRESS if self.rank == 0 else f"progress.{self.rank}.jsonl")
 
     def run(
         self,
@@ -175,8 +187,16 @@ class EmbeddingJob:
         ``overwrite``, ``progress`` and ``on_shard`` as in :func:`~clip_core.embedding.functions.embed_images`.
         """
         started = time.monotonic()
+        from clip_core.training.processes import start_processes
+
+        processes = start_processes()
+        if processes.world_size > 1:
+            from clip_core.embedding.ranks import run_ranks
+
+            return run_ranks(self, encode, processes, overwrite=overwrite, progress=progress, on_shard=on_shard)
         with self._lock():
-            done = self._start(overwrite)
+            self._start(overwrite)
+            done = self._resume()
             pending = [position for position, key in enumerate(self.keys) if key not in done]
             resumed = len(self.keys) - len(pending)
             bar = _progress_bar(len(self.keys), resumed, self.modality, progress)
@@ -194,7 +214,7 @@ class EmbeddingJob:
         from filelock import FileLock, Timeout
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.folder / _LOCK)
+        lock = FileLock(self.folder / (_LOCK if self.rank == 0 else f"{_LOCK}.{self.rank}"))
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -206,15 +226,16 @@ class EmbeddingJob:
             if self.folder.exists() and not (self.folder / _JOB).exists():
                 shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _start(self, overwrite: bool) -> _Done:
+    def _start(self, overwrite: bool) -> None:
+        """Start the job (or find it started); with ``overwrite`` discard earlier work first."""
         if overwrite:
             for path in self.folder.iterdir():
                 if path.is_dir():
                     shutil.rmtree(path)
-                elif path.name != _LOCK:
+                elif not path.name.startswith(_LOCK):
                     path.unlink()
         if (self.folder / _JOB).exists():
-            return self._resume()
+            return
         beside = (self.output, index_path(self.output), manifest_path(self.output))
         existing = [path for path in beside if path.exists()]
         if existing and not overwrite:
@@ -222,9 +243,10 @@ class EmbeddingJob:
         write_atomically(self.folder / _PROGRESS, lambda file: None)
         job = json.dumps(self.identity, indent=2) + "\n"
         write_atomically(self.folder / _JOB, lambda file: file.write(job.encode("utf-8")))  # last: the job exists
-        return _Done()
 
     def _resume(self) -> _Done:
+        """What every process of this job recorded; this process's own progress file is cut after its last
+        valid line (a line torn by a kill is dropped with its shard)."""
         try:
             recorded = json.loads((self.folder / _JOB).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -236,23 +258,35 @@ class EmbeddingJob:
                 "rerun with the same model and options, or pass --overwrite to start over"
             )
         done = _Done()
-        progress = self.folder / _PROGRESS
-        lines = [line for line in progress.read_bytes().split(b"\n") if line.strip()] if progress.exists() else []
+        for progress in sorted(self.folder.glob("progress*.jsonl")):
+            recorded_shards = self._read_progress(progress, done)
+            if progress == self.progress_file:
+                done.own_shards = recorded_shards
+        return done
+
+    def _read_progress(self, progress: Path, done: _Done) -> int:
+        """Add one process's progress file to ``done``; the number of shards it records.
+
+        A last line torn by a kill is dropped (its shard is redone), and only then is the file rewritten, and only
+        this process's own; any other damage is an :class:`InputError` leaving the file as it is.
+        """
+        lines = [line for line in progress.read_bytes().split(b"\n") if line.strip()]
         for number, line in enumerate(lines, 1):
             record = _parse_record(line)
             if record is None:
                 if number == len(lines):  # the last line, torn by a kill mid-write: its shard is redone
-                    write_atomically(progress, lambda file: file.write(b"".join(kept + b"\n" for kept in lines[:-1])))
-                    break
+                    if progress == self.progress_file:
+                        kept = b"".join(line + b"\n" for line in lines[:-1])
+                        write_atomically(progress, lambda file: file.write(kept))  # noqa: B023 (called at once)
+                    return number - 1
                 raise InputError(f"{progress}: line {number} is not a progress record; pass --overwrite to start over")
             self._check_shard(record, f"{progress}: line {number}")
-            done.shards += 1
             shard = record["shard"]
             for row, key in enumerate(record["done"]):
                 done.rows[key] = (shard, row)
             for key, error in record["skipped"]:
                 done.skipped[key] = error
-        return done
+        return len(lines)
 
     def _check_shard(self, record: dict[str, Any], where: str) -> None:
         """The shard ``record`` names holds its rows; else :class:`InputError` (an I/O error reading it propagates)."""
@@ -280,7 +314,7 @@ class EmbeddingJob:
     ) -> None:
         written = 0
         buffered: list[EmbeddedBatch] = []
-        with open(self.folder / _PROGRESS, "ab") as log:
+        with open(self.progress_file, "ab") as log:
             for batch in batches:
                 buffered.append(batch)
                 if bar is not None:
@@ -296,10 +330,11 @@ class EmbeddingJob:
                     on_shard(written + 1)
 
     def _write_shard(self, batches: list[EmbeddedBatch], done: _Done, log: IO[bytes]) -> None:
-        done.shards += 1
+        done.own_shards += 1
         keys = [self.keys[position] for batch in batches for position in batch.positions]
         failures = [[self.keys[position], error] for batch in batches for position, error in batch.failures]
-        shard = f"{done.shards:06d}.safetensors"
+        rank = "" if self.rank == 0 else f".r{self.rank}"
+        shard = f"{done.own_shards:06d}{rank}.safetensors"
         if keys:
             vectors = torch.cat([batch.vectors for batch in batches]).contiguous()
             write_safetensors(self.folder / shard, {EMBEDDINGS_KEY: vectors}, {"format": EMBEDDINGS_FORMAT})

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from clip_core.errors import InputError
+from clip_core.shardfiles import SHARD_SEPARATOR, read_shard_image, shard_images
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -35,6 +36,7 @@ __all__ = [
     "read_image",
     "read_pixels",
     "read_texts",
+    "source_name",
 ]
 
 #: File name endings taken as images when a folder is walked or a glob is expanded (compared case-insensitively).
@@ -55,6 +57,8 @@ def read_image(path: str | os.PathLike[str] | IO[bytes]) -> Image.Image:
     The image keeps its own mode (``P``, ``I;16``, ``CMYK``...) and, for animations, is the first frame: the same
     image ``PIL.Image.open`` gives open_clip's transform.
     """
+    if SHARD_SEPARATOR in os.fspath(path):
+        return read_shard_image(os.fspath(path))
     try:
         image = Image.open(path)
         with image:  # closes the file (also of an animation), keeps the decoded frame
@@ -64,12 +68,20 @@ def read_image(path: str | os.PathLike[str] | IO[bytes]) -> Image.Image:
     return image
 
 
+def source_name(path: str) -> str:
+    """The source an image's row is listed under in the index: its path, or for an image in a webdataset shard
+    (``SHARD.tar#KEY``) its key."""
+    return path.rpartition("#")[2] if SHARD_SEPARATOR in path else path
+
+
 def find_images(specs: Iterable[str | os.PathLike[str]]) -> list[str]:
     """The image paths ``specs`` name, in order, each once.
 
-    Each spec is a folder (walked recursively, files with an :data:`IMAGE_SUFFIXES` ending, sorted), a list file
-    (a :data:`LIST_SUFFIXES` ending: one path per line, relative paths read from the list file's folder), a glob
-    pattern (``photos/**/*.jpg``; matches with image endings, sorted), or an image file. A spec that names nothing,
+    Each spec is webdataset shards (a ``.tar`` path or brace pattern, see :func:`clip_core.shardfiles.expand_shards`:
+    each image named ``SHARD.tar#KEY``), a folder (walked recursively, files with an :data:`IMAGE_SUFFIXES` ending,
+    sorted), a list file (a :data:`LIST_SUFFIXES` ending: one path per line, relative paths read from the list
+    file's folder), a glob pattern (``photos/**/*.jpg``; matches with image endings, sorted), or an image file.
+    A spec that names nothing,
     a folder without images and a glob without matches raise :class:`InputError`. Paths are returned as found,
     normalised (``os.path.normpath``: relative specs give relative paths); files are not opened here.
     """
@@ -81,6 +93,8 @@ def find_images(specs: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 def _expand(spec: str) -> list[str]:
+    if spec.startswith("file:") or spec.endswith(".tar") or ("{" in spec and ".tar" in spec):
+        return shard_images(spec)  # webdataset shards: one source per sample, SHARD.tar#KEY
     path = Path(spec)
     if path.is_dir():
         images = sorted(_walk(path))

@@ -11,8 +11,10 @@ from __future__ import annotations
 from clip_core.training.checkpoint import latest_checkpoint, read_training_state
 from clip_core.training.config import TrainConfig
 from clip_core.training.data import ImageCaptionDataset, Pair, PairCollator, StepBatches, TensorPairs, read_pairs
+from clip_core.training.log import read_log
 from clip_core.training.optimizer import parameter_groups, split_weight_decay
 from clip_core.training.schedule import CosineWithWarmup, cosine_with_warmup
+from clip_core.training.shards import ShardPairs
 from clip_core.training.trainer import StepRecord, Trainer, TrainResult, train
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "ImageCaptionDataset",
     "Pair",
     "PairCollator",
+    "ShardPairs",
     "StepBatches",
     "StepRecord",
     "TensorPairs",
@@ -29,6 +32,7 @@ __all__ = [
     "cosine_with_warmup",
     "latest_checkpoint",
     "parameter_groups",
+    "read_log",
     "read_pairs",
     "read_training_state",
     "split_weight_decay",

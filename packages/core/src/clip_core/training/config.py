@@ -32,7 +32,13 @@ class TrainConfig(BaseModel):
         default=None, description="Weights to start from (a checkpoint path or a pretrained tag); None: from scratch."
     )
     data: Path | None = Field(
-        default=None, description="Image-caption pairs: a .csv or .jsonl file, or a folder of images with .txt captions"
+        default=None,
+        description="Image-caption pairs: a .csv or .jsonl file, a folder of images with .txt captions, or "
+        "webdataset shards (a .tar path, a brace pattern such as shards/{00000..00099}.tar, or a .txt list of shards)",
+    )
+    train_num_samples: PositiveInt | None = Field(
+        default=None,
+        description="Samples per epoch of shard data (default: counted from the shards' headers).",
     )
     image_column: str = Field(default="image", description="CSV column / JSON key of the image paths.")
     caption_column: str = Field(default="caption", description="CSV column / JSON key of the captions.")
@@ -96,7 +102,12 @@ class TrainConfig(BaseModel):
         default=None, description="'cpu', 'cuda', 'cuda:1'...; None: the local GPU if any, else the CPU."
     )
     progress: bool = Field(default=True, description="Show a progress bar (on the first process).")
-    log_every: PositiveInt = Field(default=10, description="Updates between progress-bar refreshes of the loss.")
+    log_every: PositiveInt = Field(
+        default=10, description="Updates between lines of out/log.jsonl (and progress-bar refreshes of the loss)."
+    )
+    tensorboard: bool = Field(
+        default=False, description="Also log to TensorBoard in out/tensorboard (needs clip-core[tensorboard])."
+    )
 
     @model_validator(mode="after")
     def _sizes_fit(self) -> TrainConfig:

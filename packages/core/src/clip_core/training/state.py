@@ -32,7 +32,18 @@ logger = logging.getLogger("clip_core.training")
 _MUST_MATCH = frozenset({"freeze", "loss"})
 #: Options that change nothing a resumed run computes (where files go, how progress shows, when to save).
 _FREE_TO_CHANGE = frozenset(
-    {"resume", "out", "progress", "log_every", "workers", "device", "save_every", "keep_checkpoints", "checkpoints"}
+    {
+        "resume",
+        "out",
+        "progress",
+        "log_every",
+        "workers",
+        "device",
+        "save_every",
+        "keep_checkpoints",
+        "checkpoints",
+        "tensorboard",
+    }
 )
 
 
@@ -85,8 +96,9 @@ def resume_from(
     config: TrainConfig,
     processes: Processes,
     device: torch.device,
-) -> int:
-    """Restore ``checkpoint`` into the model, optimizer, scheduler and random states; returns its update count.
+) -> tuple[int, tuple[int, int, int]]:
+    """Restore ``checkpoint`` into the model, optimizer, scheduler and random states; returns its update count and
+    the shard stream's position after it (see :mod:`clip_core.training.shards`; ``(0, 0, 0)`` if it has none).
 
     :class:`CheckpointError` if it was written for another card, by a run with another ``freeze`` or ``loss``,
     or with an optimizer state that does not fit; other changed options are logged. Random states are restored
@@ -125,7 +137,8 @@ def resume_from(
         torch.manual_seed(config.seed + step)
     if processes.main:
         logger.info("resumed from %s at update %d", checkpoint, step)
-    return step
+    pass_, position, index = state.get("data_cursor", (0, 0, 0))
+    return step, (int(pass_), int(position), int(index))
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

@@ -42,7 +42,6 @@ as the uninterrupted run (the data order depends only on the seed and the update
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import random
 import time
@@ -55,28 +54,39 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from clip_core import registry
 from clip_core.catalog import get_card
 from clip_core.create import create_model
-from clip_core.errors import InputError, PluginError
+from clip_core.errors import InputError
 from clip_core.model import ClipModel
 from clip_core.preprocess import get_preprocess
 from clip_core.protocols import Tokenizer
+from clip_core.shardfiles import expand_shards, is_shard_spec
 from clip_core.tokenizer import get_tokenizer
 from clip_core.training.caching import rng_state_of, running_stats_kept, set_rng_state_of
 from clip_core.training.checkpoint import save_training_checkpoint
 from clip_core.training.config import TrainConfig
 from clip_core.training.data import ImageCaptionDataset, PairCollator, StepBatches, read_pairs
+from clip_core.training.log import TrainingLog, progress_bar
+from clip_core.training.loss import build_loss
 from clip_core.training.optimizer import adamw, freeze_untrained
-from clip_core.training.processes import barrier, check_replicas_agree, end_processes, process_device, start_processes
+from clip_core.training.processes import (
+    barrier,
+    check_replicas_agree,
+    end_processes,
+    gather_objects,
+    process_device,
+    start_processes,
+)
 from clip_core.training.schedule import CosineWithWarmup
+from clip_core.training.shards import ShardBatch, ShardPairs
 from clip_core.training.state import resume_from, resume_point, rng_states, training_state
+from clip_core.training.towers import StepTowers
 
 __all__ = ["StepRecord", "TrainResult", "Trainer", "train"]
 
 logger = logging.getLogger("clip_core.training")
 
-Pairs = Dataset[tuple[torch.Tensor, str]]
+Pairs = Dataset[tuple[torch.Tensor, str]] | ShardPairs
 
 
 @dataclass(frozen=True)
@@ -107,37 +117,14 @@ class TrainResult:
     world_size: int = 1
 
 
-class _Towers(nn.Module):
-    """The model's forward pass as a training step needs it (the module that DDP wraps)."""
-
-    def __init__(self, model: ClipModel, freeze: str | None, bf16: bool, device_type: str) -> None:
-        super().__init__()
-        self.model = model
-        self.freeze = freeze
-        self.bf16 = bf16
-        self.device_type = device_type
-
-    def forward(
-        self, pixels: torch.Tensor | None, ids: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            images = None if pixels is None else self._embed("image", pixels)
-            texts = None if ids is None else self._embed("text", ids)
-        return images, texts, self.model.logit_scale.exp(), self.model.logit_bias
-
-    def _embed(self, tower: str, inputs: torch.Tensor) -> torch.Tensor:
-        encode = self.model.encode_image if tower == "image" else self.model.encode_text
-        with torch.no_grad() if self.freeze == tower else contextlib.nullcontext():
-            return encode(inputs, normalize=True).float()
-
-
 class Trainer:
     """Trains a ``ClipModel`` contrastively as ``config`` says (see this module's documentation).
 
     ``model`` (default: built from ``config.card`` and ``config.pretrained``), ``dataset`` (default: read from
     ``config.data`` with the card's preprocessing) and ``tokenizer`` (default: the card's) may be given instead.
-    ``dataset`` items are ``(pixels [3, H, W], caption)``. Under ``torchrun`` every process builds its own
-    ``Trainer`` with the same arguments.
+    ``dataset`` items are ``(pixels [3, H, W], caption)``, or ``dataset`` is a
+    :class:`~clip_core.training.shards.ShardPairs` (what ``config.data`` naming webdataset shards gives). Under
+    ``torchrun`` every process builds its own ``Trainer`` with the same arguments.
     """
 
     def __init__(
@@ -166,11 +153,16 @@ class Trainer:
         if dataset is None:  # read (and check) the data before spending time on the model
             if config.data is None:
                 raise InputError("give the training data (TrainConfig.data, or a dataset)")
-            pairs = read_pairs(config.data, config.image_column, config.caption_column)
-            dataset = ImageCaptionDataset(pairs, get_preprocess(card))
+            if is_shard_spec(config.data):
+                shards = expand_shards(config.data)
+                num_samples = config.train_num_samples
+                dataset = ShardPairs(shards, get_preprocess(card), num_samples=num_samples, seed=config.seed)
+            else:
+                pairs = read_pairs(config.data, config.image_column, config.caption_column)
+                dataset = ImageCaptionDataset(pairs, get_preprocess(card))
         self.dataset = dataset
         self.tokenizer = tokenizer or get_tokenizer(card)
-        self.loss_fn, self._loss_inputs = _build_loss(config, self.processes.world_size)
+        self.loss_fn, self._loss_inputs = build_loss(config, self.processes.world_size)
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         if model is None:
@@ -191,12 +183,13 @@ class Trainer:
         self._prepare_parameters()
         self.optimizer = adamw(self.model, config, self.device)
         self.scheduler = CosineWithWarmup(self.optimizer, config.warmup_steps, self.total_steps, config.min_lr)
-        self.step = 0
+        self.step, self.skipped = 0, 0
+        self.data_cursor: tuple[int, int, int] = (0, 0, 0)
         if resume is not None:
-            self.step = resume_from(
+            self.step, self.data_cursor = resume_from(
                 resume, self.model, self.optimizer, self.scheduler, config, self.processes, self.device
             )
-        self.towers = _Towers(self.model, config.freeze, config.precision == "bf16", self.device.type)
+        self.towers = StepTowers(self.model, config.freeze, config.precision == "bf16", self.device.type)
         self.step_module: nn.Module = self.towers
         if self.processes.world_size > 1:
             self.step_module = nn.parallel.DistributedDataParallel(
@@ -232,28 +225,17 @@ class Trainer:
         result = TrainResult(steps=self.step)
         if self.step >= stop:
             return result
-        sampler = StepBatches(
-            len(self.dataset),  # type: ignore[arg-type]
-            config.batch_size,
-            seed=config.seed,
-            start_step=self.step,
-            total_steps=stop,
-            rank=processes.rank,
-            world_size=processes.world_size,
-        )
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=sampler,
-            collate_fn=PairCollator(self.tokenizer),
-            num_workers=config.workers,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(config.seed),
-            persistent_workers=False,
-        )
-        bar = _progress_bar(self.total_steps, self.step, enabled=config.progress and processes.main)
+        loader = self._loader(stop)
+        bar = progress_bar(self.total_steps, self.step, enabled=config.progress and processes.main)
+        log = TrainingLog(config.out, enabled=processes.main, tensorboard=config.tensorboard)
         started = last = time.perf_counter()
         try:
-            for pixels, ids in loader:
+            for batch in loader:
+                if isinstance(batch, ShardBatch):
+                    pixels, ids, self.data_cursor = batch.pixels, batch.ids, batch.cursor
+                    self.skipped += batch.skipped
+                else:
+                    pixels, ids = batch
                 lr = float(self.optimizer.param_groups[0]["lr"])
                 loss = self._update(pixels.to(self.device, non_blocking=True), ids.to(self.device, non_blocking=True))
                 self.step += 1
@@ -261,16 +243,19 @@ class Trainer:
                 record = StepRecord(self.step, loss, lr, config.batch_size / max(now - last, 1e-9))
                 last = now
                 result.history.append(record)
+                if self.step % config.log_every == 0 or self.step == stop:
+                    window = result.history[-config.log_every :]
+                    speed = sum(r.samples_per_second for r in window) / len(window)
+                    self._log(log, record, speed)
+                    if bar is not None:
+                        bar.set_postfix_str(f"loss {loss:.4f}, lr {lr:.2e}, {speed:.0f} samples/s", refresh=False)
                 if bar is not None:
                     bar.update(1)
-                    if self.step % config.log_every == 0 or self.step == stop:
-                        window = result.history[-config.log_every :]
-                        speed = sum(r.samples_per_second for r in window) / len(window)
-                        bar.set_postfix_str(f"loss {loss:.4f}, lr {lr:.2e}, {speed:.0f} samples/s", refresh=False)
                 due = (config.save_every and self.step % config.save_every == 0) or self.step == self.total_steps
                 if config.checkpoints and due:
                     result.checkpoint = self.save_checkpoint()
         finally:
+            log.close()
             if bar is not None:
                 bar.close()
         result.steps = self.step
@@ -282,6 +267,55 @@ class Trainer:
                 result.model_dir = self.model.save_pretrained(config.out / "model")
             barrier(processes)
         return result
+
+    def _loader(self, stop: int) -> Any:
+        """This process's batches of updates ``self.step .. stop - 1``."""
+        config, processes, collate = self.config, self.processes, PairCollator(self.tokenizer)
+        if isinstance(self.dataset, ShardPairs):
+            return self.dataset.loader(
+                cursor=self.data_cursor,
+                start_step=self.step,
+                stop=stop,
+                global_batch=config.batch_size,
+                rank=processes.rank,
+                world_size=processes.world_size,
+                workers=config.workers,
+                collate=collate,
+            )
+        sampler = StepBatches(
+            len(self.dataset),  # type: ignore[arg-type]
+            config.batch_size,
+            seed=config.seed,
+            start_step=self.step,
+            total_steps=stop,
+            rank=processes.rank,
+            world_size=processes.world_size,
+        )
+        return DataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=config.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(config.seed),
+            persistent_workers=False,
+        )
+
+    def _log(self, log: TrainingLog, record: StepRecord, speed: float) -> None:
+        """One line of ``out/log.jsonl`` (every process takes part: the skipped samples are summed)."""
+        skipped = sum(int(value["skipped"]) for value in gather_objects({"skipped": self.skipped}, self.processes))
+        per_epoch = max(len(self.dataset) // self.config.batch_size, 1)  # type: ignore[arg-type]
+        log.write(
+            {
+                "step": record.step,
+                "loss": record.loss,
+                "lr": record.lr,
+                "logit_scale": float(self.model.logit_scale.detach().exp()),
+                "samples_per_second": speed,
+                "epoch": record.step / per_epoch,
+                "skipped": skipped,
+            }
+        )
 
     def _update(self, pixels: torch.Tensor, ids: torch.Tensor) -> float:
         """One optimizer update on this process's pairs; returns the loss of the global batch."""
@@ -346,6 +380,7 @@ class Trainer:
             state = training_state(
                 self.step, self.total_steps, self.model, self.optimizer, self.scheduler, self.config, generators
             )
+            state["data_cursor"] = list(self.data_cursor)
             path = save_training_checkpoint(
                 self.config.out / "checkpoints", self.step, self.model, state, self.config.keep_checkpoints
             )
@@ -372,38 +407,6 @@ def train(
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-def _build_loss(config: TrainConfig, world_size: int) -> tuple[nn.Module, frozenset[str]]:
-    """The registered loss, and which of (scale, bias) its ``forward`` takes after the two embedding batches."""
-    entry = registry.loss(config.loss)
-    options = dict(config.loss_options)
-    accepts = inspect.signature(entry.loss).parameters
-    if world_size > 1 and "local_loss" in accepts and "local_loss" not in options:
-        options["local_loss"] = True
-    try:
-        loss_fn = entry.loss(**options)
-    except TypeError as exc:
-        raise InputError(f"loss {config.loss!r} does not take these options {sorted(options)}: {exc}") from None
-    positional = [
-        parameter
-        for parameter in inspect.signature(loss_fn.forward).parameters.values()
-        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    if not 2 <= len(positional) <= 4:
-        raise PluginError(
-            f"loss {config.loss!r} (plugin {entry.plugin!r}) takes {len(positional)} inputs; a training loss takes "
-            "(image_embeds, text_embeds[, logit_scale[, logit_bias]])"
-        )
-    return loss_fn, frozenset(("scale", "bias")[: len(positional) - 2])
-
-
 def _replace(rows: list[torch.Tensor], j: int, new: torch.Tensor | None) -> torch.Tensor:
     """The cached micro-batches ``rows`` concatenated, micro-batch ``j`` replaced by ``new`` (if given)."""
     return torch.cat([*rows[:j], rows[j] if new is None else new, *rows[j + 1 :]])
-
-
-def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc="training")
