@@ -57,7 +57,7 @@ def read_image(path: str | os.PathLike[str] | IO[bytes]) -> Image.Image:
     The image keeps its own mode (``P``, ``I;16``, ``CMYK``...) and, for animations, is the first frame: the same
     image ``PIL.Image.open`` gives open_clip's transform.
     """
-    if SHARD_SEPARATOR in os.fspath(path):
+    if isinstance(path, (str, os.PathLike)) and SHARD_SEPARATOR in os.fspath(path):
         return read_shard_image(os.fspath(path))
     try:
         image = Image.open(path)
