@@ -197,9 +197,14 @@ def test_weights_the_exporter_writes_apart_are_packed_into_one_data_file(small_v
     np.testing.assert_array_equal(ours, reference)
 
 
+#: Left out of the seed cards' ONNX check: ViT-g-14 (1.4 B parameters) takes the same path as ViT-H-14, whose image
+#: graph already passes ONNX's 2 GB limit, at twice its memory.
+_TOO_LARGE = {"ViT-g-14"}
+
+
 def _seed_cards() -> list[Any]:
     names = [name for name in clip_core.list_cards() if registry.card_entry(name).plugin in {"vit", "resnet"}]
-    return [pytest.param(name, marks=pytest.mark.slow) for name in names]
+    return [pytest.param(name, marks=pytest.mark.slow) for name in names if name not in _TOO_LARGE]
 
 
 @pytest.mark.parametrize("name", _seed_cards())
