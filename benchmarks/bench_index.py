@@ -1,7 +1,8 @@
 """FAISS indices against exact search: recall@10 and queries/s of `clip index build`'s kinds on one embeddings file.
 
-Writes ROWS x DIM embeddings shaped like a model's (clusters spread along a few directions, plus noise) as an
-embeddings file, builds the index `--kind` picks (auto by default) with `clip_core.build_index`, then runs the same
+Writes ROWS x DIM embeddings shaped like a model's as an embeddings file (a cluster per 200 rows, its members spread
+along 16 directions shared by all clusters, about half as far apart within a cluster as between clusters, plus a
+little noise), builds the index `--kind` picks (auto by default) with `clip_core.build_index`, then runs the same
 queries (rows with a little noise added) through exact search (`clip search` without an index: every row, by
 cosine) and through the index. Prints the build time, recall@10 against the exact top 10 and queries/s of each,
 and the speed ratio.
@@ -27,7 +28,7 @@ def clustered(rows: int, dim: int, seed: int = 0) -> torch.Tensor:
     """Embeddings shaped like a model's, built in blocks to bound memory."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((max(8, rows // 200), dim)).astype(np.float32)
-    spread = (rng.standard_normal((16, dim)) / 4).astype(np.float32)
+    spread = (rng.standard_normal((16, dim)) / 6).astype(np.float32)
     out = np.empty((rows, dim), dtype=np.float32)
     for start in range(0, rows, 100_000):
         count = min(100_000, rows - start)

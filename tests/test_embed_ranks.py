@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from PIL import Image
 
 import clip_core
 from clip_core.cli import main
-from clip_core.embedding import partial_folder, read_embeddings
+from clip_core.embedding import find_images, partial_folder, read_embeddings
 from clip_core.embedding.file import index_path, manifest_path
 from clip_core.embedding.ranks import share
 
@@ -44,6 +46,23 @@ def make_folder(root: Path) -> Path:
     return folder
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, and by those, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 def manifest_without_time(output: Path) -> dict[str, object]:
     manifest = json.loads(manifest_path(output).read_text())
     manifest.pop("completed")
@@ -67,22 +86,41 @@ def test_shares_are_contiguous_in_order_and_cover_every_pending_source_once() ->
 
 
 def test_two_processes_write_what_one_writes_and_resume_after_a_kill(tmp_path: Path, model_dir: Path) -> None:
-    folder = make_folder(tmp_path)
-    argv = [str(folder), "--model", str(model_dir), "--batch-size", "2", "--shard-size", "2", "--workers", "0"]
-    (tmp_path / "one").mkdir()
-    assert main(["embed", *argv, "-o", str(tmp_path / "one" / "E.npy"), "--no-progress"]) == 0
-
+    """Killed from outside (SIGKILL to torchrun and both processes) once each process has recorded a shard, then run
+    again under torchrun: the output equals one process's. Each process's third source is a named pipe, which blocks
+    it right after its first shard of two; the pipes are replaced by images for the rerun."""
+    files = find_images([make_folder(tmp_path)])
+    for name in ("copy-a.png", "copy-b.png"):  # ten files: each process's share is whole batches, as one process's
+        Image.open(files[0]).save(tmp_path / name)
+        files.append(str(tmp_path / name))
+    pipes = [tmp_path / "pipe-a.png", tmp_path / "pipe-b.png"]
+    for pipe in pipes:
+        os.mkfifo(pipe)
+    listing = tmp_path / "sources.txt"  # twelve sources: process 0 takes the first six, process 1 the rest
+    listing.write_text("\n".join([*files[:2], str(pipes[0]), *files[2:7], str(pipes[1]), *files[7:]]) + "\n")
+    argv = [str(listing), "--model", str(model_dir), "--batch-size", "2", "--shard-size", "2", "--workers", "0"]
     out = tmp_path / "two" / "E.npy"
     out.parent.mkdir()
     command = [*TORCHRUN, "-m", "clip_core", "embed", *argv, "-o", str(out), "--no-progress"]
-    killed = subprocess.run([*command, "--stop-after-shards", "1"], capture_output=True, text=True, env=ENV)
-    assert killed.returncode != 0 and not out.exists()
+    job = subprocess.Popen(command, env=ENV)
     work = partial_folder(out)
-    assert (work / "progress.jsonl").exists() and (work / "progress.1.jsonl").exists()
-    names = ("progress.jsonl", "progress.1.jsonl")
-    recorded = [json.loads(line) for name in names for line in (work / name).read_text().splitlines()]
-    assert {record["shard"] for record in recorded} <= {"000001.safetensors", "000001.r1.safetensors"}
+    logs = [work / "progress.jsonl", work / "progress.1.jsonl"]
+    deadline = time.monotonic() + 300
+    while not all(log.exists() and log.read_bytes().count(b"\n") >= 1 for log in logs):
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended or hung before its first shards"
+        time.sleep(0.05)
+    for pid in [job.pid, *descendants(job.pid)]:  # torchrun and the processes it started, as a kill -9 would
+        os.kill(pid, signal.SIGKILL)
+    job.wait()
+    assert not out.exists()
+    recorded = [json.loads(line) for log in logs for line in log.read_text().splitlines()]
+    assert sorted(record["shard"] for record in recorded) == ["000001.r1.safetensors", "000001.safetensors"]
+    for pipe in pipes:
+        pipe.unlink()
+        Image.new("RGB", (9, 9), "red").save(pipe, format="PNG")
 
+    (tmp_path / "one").mkdir()
+    assert main(["embed", *argv, "-o", str(tmp_path / "one" / "E.npy"), "--no-progress"]) == 0
     done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "done by an earlier run" in done.stdout
