@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,14 @@ if os.environ.get("CLIP_REQUIRE_PEERS"):  # set by `nox -s tests`: peer-parity t
         return importlib.import_module(modname)
 
     pytest.importorskip = _import_or_fail  # type: ignore[assignment]
+
+
+@pytest.fixture
+def scratch_path(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path``, removed when the test ends, passed or failed: for the exported weights of the large cards, which
+    would fill the disk if a failed test kept them (ViT-g-14's folders are 5.5 GB each)."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.fixture

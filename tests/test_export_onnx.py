@@ -208,8 +208,8 @@ def _seed_cards() -> list[Any]:
 
 
 @pytest.mark.parametrize("name", _seed_cards())
-def test_onnx_runtime_matches_the_model_for_every_seed_card(name: str, tmp_path: Path) -> None:
-    check_both_towers(exported(name, tmp_path))
+def test_onnx_runtime_matches_the_model_for_every_seed_card(name: str, scratch_path: Path) -> None:
+    check_both_towers(exported(name, scratch_path))
 
 
 def test_clip_convert_to_onnx_writes_both_graphs_and_the_card_beside_them(
