@@ -5,13 +5,16 @@ keys with :func:`key_reader`, so that a missing key raises :class:`CheckpointErr
 transformer block with :func:`openai_resblock` (OpenAI's / open_clip's ``ResidualAttentionBlock``) or
 :func:`hf_encoder_layer` (transformers' ``CLIPEncoderLayer``) onto a timm-style block whose parameters
 :data:`TIMM_BLOCK` names. A tower's exporter (``exporter(tower_state, config) -> dict[str, Tensor]``) goes the other
-way with the inverses :func:`to_openai_resblock` and :func:`to_hf_encoder_layer`.
+way with the inverses :func:`to_openai_resblock` and :func:`to_hf_encoder_layer`. The tensors outside the blocks are
+listed once per layout as :class:`LayoutKey` tables, which :func:`from_layout` and :func:`to_layout` read in either
+direction.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import torch
@@ -20,12 +23,18 @@ import torch.nn.functional as F
 from clip_core.errors import CheckpointError
 
 __all__ = [
+    "SAME",
     "TIMM_BLOCK",
+    "TRANSPOSED",
+    "LayoutKey",
+    "Reshape",
+    "from_layout",
     "hf_encoder_layer",
     "key_reader",
     "openai_resblock",
     "resample_position_embedding",
     "to_hf_encoder_layer",
+    "to_layout",
     "to_openai_resblock",
 ]
 
@@ -55,6 +64,48 @@ _HF_ENCODER_LAYER = {
     "fc1": "mlp.fc1.{}",
     "fc2": "mlp.fc2.{}",
 }
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """How one tensor's shape differs between a foreign layout and ours: ``to_ours`` maps theirs to ours, ``to_theirs``
+    back (each the other's inverse)."""
+
+    to_ours: Callable[[torch.Tensor], torch.Tensor]
+    to_theirs: Callable[[torch.Tensor], torch.Tensor]
+
+
+#: The same shape in both layouts.
+SAME = Reshape(lambda tensor: tensor, lambda tensor: tensor)
+#: A projection stored ``[in, out]`` there (OpenAI's ``proj``, ``text_projection``), ``[out, in]`` here (``nn.Linear``).
+TRANSPOSED = Reshape(lambda tensor: tensor.T.contiguous(), lambda tensor: tensor.T.contiguous())
+
+
+@dataclass(frozen=True)
+class LayoutKey:
+    """One tensor outside the transformer blocks: its key in a tower's own state dict, its key in a foreign layout,
+    and how its shape differs. A layout is a sequence of these, read in both directions by :func:`from_layout`
+    (converters) and :func:`to_layout` (exporters)."""
+
+    ours: str
+    theirs: str
+    reshape: Reshape = SAME
+
+
+def from_layout(
+    read: Callable[[str], torch.Tensor], keys: Iterable[LayoutKey], prefix: str = ""
+) -> dict[str, torch.Tensor]:
+    """The tensors ``keys`` lists, read (with ``read``, from :func:`key_reader`) under their foreign names preceded by
+    ``prefix``, in the tower's own names and shapes."""
+    return {key.ours: key.reshape.to_ours(read(prefix + key.theirs)) for key in keys}
+
+
+def to_layout(
+    read: Callable[[str], torch.Tensor], keys: Iterable[LayoutKey], prefix: str = ""
+) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`from_layout`: the tower's tensors ``keys`` lists, under their foreign names preceded by
+    ``prefix`` and in the foreign shapes."""
+    return {prefix + key.theirs: key.reshape.to_theirs(read(key.ours)) for key in keys}
 
 
 def key_reader(state: Mapping[str, torch.Tensor], description: str) -> Callable[[str], torch.Tensor]:

@@ -9,10 +9,14 @@ import torch
 
 from clip_core.converters import (
     TIMM_BLOCK,
+    TRANSPOSED,
+    LayoutKey,
+    from_layout,
     hf_encoder_layer,
     key_reader,
     openai_resblock,
     to_hf_encoder_layer,
+    to_layout,
     to_openai_resblock,
 )
 from clip_encoders_text.model import TextTransformer, TextTransformerConfig
@@ -30,18 +34,30 @@ def build_text_transformer(config: TextTransformerConfig, embed_dim: int) -> Tex
     return TextTransformer(config, embed_dim)
 
 
+#: The tensors outside the blocks in OpenAI's / open_clip's layout (``text_projection`` stored ``[width, embed_dim]``).
+_OPENAI = (
+    LayoutKey("token_embedding.weight", "token_embedding.weight"),
+    LayoutKey("positional_embedding", "positional_embedding"),
+    LayoutKey("ln_final.weight", "ln_final.weight"),
+    LayoutKey("ln_final.bias", "ln_final.bias"),
+    LayoutKey("text_projection.weight", "text_projection", TRANSPOSED),
+)
+#: The same in transformers' ``CLIPModel`` (the projection sits beside ``text_model``, hence no prefix).
+_HF = (
+    LayoutKey("token_embedding.weight", "text_model.embeddings.token_embedding.weight"),
+    LayoutKey("positional_embedding", "text_model.embeddings.position_embedding.weight"),
+    LayoutKey("ln_final.weight", "text_model.final_layer_norm.weight"),
+    LayoutKey("ln_final.bias", "text_model.final_layer_norm.bias"),
+    LayoutKey("text_projection.weight", "text_projection.weight"),
+)
+
+
 def convert_openai(state: State, config: TextTransformerConfig) -> dict[str, torch.Tensor]:
     """OpenAI / open_clip layout (``token_embedding.weight``, ``transformer.resblocks.N...``, ``ln_final``,
     ``text_projection`` as ``[width, embed_dim]``; optionally under ``text.``) to this tower's state dict."""
     prefix = "text." if "text.token_embedding.weight" in state else ""
     read = key_reader(state, "OpenAI/open_clip text weights")
-    out = {
-        "token_embedding.weight": read(f"{prefix}token_embedding.weight"),
-        "positional_embedding": read(f"{prefix}positional_embedding"),
-        "ln_final.weight": read(f"{prefix}ln_final.weight"),
-        "ln_final.bias": read(f"{prefix}ln_final.bias"),
-        "text_projection.weight": read(f"{prefix}text_projection").T.contiguous(),
-    }
+    out = from_layout(read, _OPENAI, prefix)
     for i in range(config.layers):
         out |= openai_resblock(read, f"{prefix}transformer.resblocks.{i}.", f"blocks.{i}.", _BLOCK)
     return out
@@ -50,16 +66,9 @@ def convert_openai(state: State, config: TextTransformerConfig) -> dict[str, tor
 def convert_hf(state: State, config: TextTransformerConfig) -> dict[str, torch.Tensor]:
     """Hugging Face transformers' CLIP layout (``text_model.*``, ``text_projection.weight``) to this tower's."""
     read = key_reader(state, "transformers text weights")
-    root = "text_model."
-    out = {
-        "token_embedding.weight": read(f"{root}embeddings.token_embedding.weight"),
-        "positional_embedding": read(f"{root}embeddings.position_embedding.weight"),
-        "ln_final.weight": read(f"{root}final_layer_norm.weight"),
-        "ln_final.bias": read(f"{root}final_layer_norm.bias"),
-        "text_projection.weight": read("text_projection.weight"),
-    }
+    out = from_layout(read, _HF)
     for i in range(config.layers):
-        out |= hf_encoder_layer(read, f"{root}encoder.layers.{i}.", f"blocks.{i}.", _BLOCK)
+        out |= hf_encoder_layer(read, f"text_model.encoder.layers.{i}.", f"blocks.{i}.", _BLOCK)
     return out
 
 
@@ -67,13 +76,7 @@ def export_openai(tower: State, config: TextTransformerConfig) -> dict[str, torc
     """The inverse of :func:`convert_openai`: the tower's state dict in OpenAI's / open_clip's layout (at the top,
     as both write it)."""
     read = key_reader(tower, "text-transformer tower weights")
-    out = {
-        "token_embedding.weight": read("token_embedding.weight"),
-        "positional_embedding": read("positional_embedding"),
-        "ln_final.weight": read("ln_final.weight"),
-        "ln_final.bias": read("ln_final.bias"),
-        "text_projection": read("text_projection.weight").T.contiguous(),
-    }
+    out = to_layout(read, _OPENAI)
     for i in range(config.layers):
         out |= to_openai_resblock(read, f"blocks.{i}.", f"transformer.resblocks.{i}.", _BLOCK)
     return out
@@ -82,14 +85,7 @@ def export_openai(tower: State, config: TextTransformerConfig) -> dict[str, torc
 def export_hf(tower: State, config: TextTransformerConfig) -> dict[str, torch.Tensor]:
     """The inverse of :func:`convert_hf`: the tower's state dict in transformers' CLIP layout."""
     read = key_reader(tower, "text-transformer tower weights")
-    root = "text_model."
-    out = {
-        f"{root}embeddings.token_embedding.weight": read("token_embedding.weight"),
-        f"{root}embeddings.position_embedding.weight": read("positional_embedding"),
-        f"{root}final_layer_norm.weight": read("ln_final.weight"),
-        f"{root}final_layer_norm.bias": read("ln_final.bias"),
-        "text_projection.weight": read("text_projection.weight"),
-    }
+    out = to_layout(read, _HF)
     for i in range(config.layers):
-        out |= to_hf_encoder_layer(read, f"blocks.{i}.", f"{root}encoder.layers.{i}.", _BLOCK)
+        out |= to_hf_encoder_layer(read, f"blocks.{i}.", f"text_model.encoder.layers.{i}.", _BLOCK)
     return out

@@ -10,10 +10,15 @@ import torch
 
 from clip_core import CheckpointError
 from clip_core.converters import (
+    TRANSPOSED,
+    LayoutKey,
+    Reshape,
+    from_layout,
     hf_encoder_layer,
     key_reader,
     openai_resblock,
     to_hf_encoder_layer,
+    to_layout,
     to_openai_resblock,
 )
 from clip_encoders_vit.config import TimmTowerConfig, VitConfig
@@ -50,20 +55,39 @@ def build_timm(config: TimmTowerConfig, embed_dim: int) -> TimmTower:
     return TimmTower(config, embed_dim)
 
 
+#: A class token stored ``[width]`` there and ``[1, 1, width]`` here.
+_TOKEN = Reshape(lambda tensor: tensor.reshape(1, 1, -1), lambda tensor: tensor.reshape(-1))
+#: A position embedding stored ``[tokens, width]`` there and ``[1, tokens, width]`` here.
+_BATCHED = Reshape(lambda tensor: tensor.unsqueeze(0), lambda tensor: tensor.squeeze(0))
+#: The tensors outside the blocks in OpenAI's / open_clip's layout (``proj`` stored ``[width, embed_dim]``).
+_OPENAI = (
+    LayoutKey("trunk.patch_embed.proj.weight", "visual.conv1.weight"),
+    LayoutKey("trunk.cls_token", "visual.class_embedding", _TOKEN),
+    LayoutKey("trunk.pos_embed", "visual.positional_embedding", _BATCHED),
+    LayoutKey("trunk.norm_pre.weight", "visual.ln_pre.weight"),
+    LayoutKey("trunk.norm_pre.bias", "visual.ln_pre.bias"),
+    LayoutKey("trunk.norm.weight", "visual.ln_post.weight"),
+    LayoutKey("trunk.norm.bias", "visual.ln_post.bias"),
+    LayoutKey("proj.weight", "visual.proj", TRANSPOSED),
+)
+#: The same in transformers' ``CLIPModel`` (the projection sits beside ``vision_model``).
+_HF = (
+    LayoutKey("trunk.patch_embed.proj.weight", "vision_model.embeddings.patch_embedding.weight"),
+    LayoutKey("trunk.cls_token", "vision_model.embeddings.class_embedding", _TOKEN),
+    LayoutKey("trunk.pos_embed", "vision_model.embeddings.position_embedding.weight", _BATCHED),
+    LayoutKey("trunk.norm_pre.weight", "vision_model.pre_layrnorm.weight"),
+    LayoutKey("trunk.norm_pre.bias", "vision_model.pre_layrnorm.bias"),
+    LayoutKey("trunk.norm.weight", "vision_model.post_layernorm.weight"),
+    LayoutKey("trunk.norm.bias", "vision_model.post_layernorm.bias"),
+    LayoutKey("proj.weight", "visual_projection.weight"),
+)
+
+
 def convert_vit_openai(state: State, config: VitConfig) -> dict[str, torch.Tensor]:
     """OpenAI / open_clip layout (``visual.conv1``, ``visual.class_embedding``, ``visual.ln_pre``,
     ``visual.transformer.resblocks.N...``, ``visual.ln_post``, ``visual.proj`` as ``[width, embed_dim]``)."""
     read = key_reader(state, "OpenAI/open_clip image weights")
-    out = {
-        "trunk.patch_embed.proj.weight": read("visual.conv1.weight"),
-        "trunk.cls_token": read("visual.class_embedding").reshape(1, 1, -1),
-        "trunk.pos_embed": read("visual.positional_embedding").unsqueeze(0),
-        "trunk.norm_pre.weight": read("visual.ln_pre.weight"),
-        "trunk.norm_pre.bias": read("visual.ln_pre.bias"),
-        "trunk.norm.weight": read("visual.ln_post.weight"),
-        "trunk.norm.bias": read("visual.ln_post.bias"),
-        "proj.weight": read("visual.proj").T.contiguous(),
-    }
+    out = from_layout(read, _OPENAI)
     for i in range(config.layers):
         out |= openai_resblock(read, f"visual.transformer.resblocks.{i}.", f"trunk.blocks.{i}.")
     return out
@@ -72,19 +96,9 @@ def convert_vit_openai(state: State, config: VitConfig) -> dict[str, torch.Tenso
 def convert_vit_hf(state: State, config: VitConfig) -> dict[str, torch.Tensor]:
     """Hugging Face transformers' CLIP layout (``vision_model.*``, ``visual_projection.weight``)."""
     read = key_reader(state, "transformers image weights")
-    root = "vision_model."
-    out = {
-        "trunk.patch_embed.proj.weight": read(f"{root}embeddings.patch_embedding.weight"),
-        "trunk.cls_token": read(f"{root}embeddings.class_embedding").reshape(1, 1, -1),
-        "trunk.pos_embed": read(f"{root}embeddings.position_embedding.weight").unsqueeze(0),
-        "trunk.norm_pre.weight": read(f"{root}pre_layrnorm.weight"),
-        "trunk.norm_pre.bias": read(f"{root}pre_layrnorm.bias"),
-        "trunk.norm.weight": read(f"{root}post_layernorm.weight"),
-        "trunk.norm.bias": read(f"{root}post_layernorm.bias"),
-        "proj.weight": read("visual_projection.weight"),
-    }
+    out = from_layout(read, _HF)
     for i in range(config.layers):
-        out |= hf_encoder_layer(read, f"{root}encoder.layers.{i}.", f"trunk.blocks.{i}.")
+        out |= hf_encoder_layer(read, f"vision_model.encoder.layers.{i}.", f"trunk.blocks.{i}.")
     return out
 
 
@@ -101,16 +115,7 @@ def convert_timm_openai(state: State, config: TimmTowerConfig) -> dict[str, torc
 def export_vit_openai(tower: State, config: VitConfig) -> dict[str, torch.Tensor]:
     """The inverse of :func:`convert_vit_openai`: the tower's state dict in OpenAI's / open_clip's layout."""
     read = key_reader(tower, "vit tower weights")
-    out = {
-        "visual.conv1.weight": read("trunk.patch_embed.proj.weight"),
-        "visual.class_embedding": read("trunk.cls_token").reshape(-1),
-        "visual.positional_embedding": read("trunk.pos_embed").squeeze(0),
-        "visual.ln_pre.weight": read("trunk.norm_pre.weight"),
-        "visual.ln_pre.bias": read("trunk.norm_pre.bias"),
-        "visual.ln_post.weight": read("trunk.norm.weight"),
-        "visual.ln_post.bias": read("trunk.norm.bias"),
-        "visual.proj": read("proj.weight").T.contiguous(),
-    }
+    out = to_layout(read, _OPENAI)
     for i in range(config.layers):
         out |= to_openai_resblock(read, f"trunk.blocks.{i}.", f"visual.transformer.resblocks.{i}.")
     return out
@@ -119,19 +124,9 @@ def export_vit_openai(tower: State, config: VitConfig) -> dict[str, torch.Tensor
 def export_vit_hf(tower: State, config: VitConfig) -> dict[str, torch.Tensor]:
     """The inverse of :func:`convert_vit_hf`: the tower's state dict in transformers' CLIP layout."""
     read = key_reader(tower, "vit tower weights")
-    root = "vision_model."
-    out = {
-        f"{root}embeddings.patch_embedding.weight": read("trunk.patch_embed.proj.weight"),
-        f"{root}embeddings.class_embedding": read("trunk.cls_token").reshape(-1),
-        f"{root}embeddings.position_embedding.weight": read("trunk.pos_embed").squeeze(0),
-        f"{root}pre_layrnorm.weight": read("trunk.norm_pre.weight"),
-        f"{root}pre_layrnorm.bias": read("trunk.norm_pre.bias"),
-        f"{root}post_layernorm.weight": read("trunk.norm.weight"),
-        f"{root}post_layernorm.bias": read("trunk.norm.bias"),
-        "visual_projection.weight": read("proj.weight"),
-    }
+    out = to_layout(read, _HF)
     for i in range(config.layers):
-        out |= to_hf_encoder_layer(read, f"trunk.blocks.{i}.", f"{root}encoder.layers.{i}.")
+        out |= to_hf_encoder_layer(read, f"trunk.blocks.{i}.", f"vision_model.encoder.layers.{i}.")
     return out
 
 
