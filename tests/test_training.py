@@ -19,6 +19,7 @@ from PIL import Image
 
 import clip_core
 from clip_core.cli import main
+from clip_core.eval import evaluate, write_wds
 from clip_core.training import (
     CosineWithWarmup,
     StepBatches,
@@ -27,6 +28,7 @@ from clip_core.training import (
     Trainer,
     cosine_with_warmup,
     parameter_groups,
+    read_log,
     read_pairs,
     read_training_state,
     split_weight_decay,
@@ -385,11 +387,18 @@ def test_clip_train_trains_from_a_csv_and_writes_a_loadable_model(
 ) -> None:
     rows = write_images(tmp_path / "images")
     (tmp_path / "data.csv").write_text("image,caption\n" + "".join(f"images/{a},{b}\n" for a, b in rows))
+    for i, name in enumerate(NAMES):  # an image folder per class, evaluated during training
+        (tmp_path / "classes" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32), COLOURS[i]).save(tmp_path / "classes" / name / "x.png")
     argv = ["train", "tiny", str(tmp_path / "data.csv"), "--out", str(tmp_path / "out"), "--steps", "3"]
+    argv += ["--eval-data", str(tmp_path / "classes"), "--eval-every", "2"]
     status = main([*argv, "--batch-size", "4", "--lr", "1e-3", "--no-progress", "--loss-option", "local_loss=false"])
     out, err = capsys.readouterr()
     assert status == 0, err
     assert "trained 3 updates" in out and str(tmp_path / "out" / "model") in out
+    assert [line["step"] for line in read_log(tmp_path / "out") if "eval" in line] == [2, 3]
+    last = read_log(tmp_path / "out")[-1]["eval"]
+    assert f"evaluation after update 3: acc1 {last['acc1']:.4f}, acc5 {last['acc5']:.4f}," in out
     model = clip_core.load_checkpoint(tmp_path / "out" / "model")
     assert model.card.name == "tiny"
     state = read_training_state(tmp_path / "out" / "checkpoints" / "step-00000003")
@@ -407,6 +416,11 @@ def test_clip_train_trains_from_a_csv_and_writes_a_loadable_model(
             ["train", "tiny", "{tmp}/bad.csv", "--image-column", "file"],
             "the data set has 4 pairs, fewer than one batch",
         ),
+        (
+            ["train", "tiny", "{tmp}/bad.csv", "--image-column", "file", "--eval-data", "{tmp}/nowhere"],
+            "eval_data: ",  # before the batch is found too big: the evaluation data is checked first
+        ),
+        (["train", "tiny", "{tmp}/bad.csv", "--eval-every", "2"], "eval_every and eval_task need eval_data"),
     ],
 )
 def test_clip_train_user_errors_print_one_line_and_exit_2(
@@ -418,12 +432,15 @@ def test_clip_train_user_errors_print_one_line_and_exit_2(
     out, err = capsys.readouterr()
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("clip: error: ") and message in err
+    if "--eval-data" in argv:
+        assert f"{tmp_path}/nowhere: no such data set folder or file" in err
 
 
 def test_two_processes_under_torchrun_match_one_process_on_the_whole_batch(tmp_path: Path) -> None:
     rows = write_images(tmp_path / "images", count=24)
     (tmp_path / "data.csv").write_text("image,caption\n" + "".join(f"images/{a},{b}\n" for a, b in rows))
     common = [str(tmp_path / "data.csv"), "--steps", "4", "--batch-size", "8", "--lr", "5e-3", "--no-progress"]
+    common += ["--eval-data", str(write_eval_set(tmp_path / "colours")), "--eval-every", "2"]
     env = {**os.environ, "CLIP_DISABLED_PLUGINS": "vit,resnet,text", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     done = subprocess.run(
@@ -440,6 +457,12 @@ def test_two_processes_under_torchrun_match_one_process_on_the_whole_batch(tmp_p
     one = clip_core.load_checkpoint(tmp_path / "one" / "model").state_dict()
     for key, value in one.items():
         torch.testing.assert_close(two[key], value, rtol=1e-5, atol=1e-5, msg=key)
+    evaluated = [
+        [(line["step"], line["eval"]) for line in read_log(tmp_path / r) if "eval" in line] for r in ("two", "one")
+    ]
+    assert evaluated[0] == evaluated[1] and [step for step, _ in evaluated[0]] == [2, 4]
+    model = clip_core.load_checkpoint(tmp_path / "two" / "model")
+    assert evaluated[0][-1][1] == evaluate(model, tmp_path / "colours").metrics
 
 
 def tower_calls(tower: torch.nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -537,3 +560,117 @@ def test_weight_decay_spares_token_and_position_embeddings_which_open_clip_decay
         "text.token_embedding.weight",
     }
     assert set(decay) <= set(open_clip_decay)
+
+
+# -- evaluation during training --------------------------------------------------------------------------------
+def write_eval_set(root: Path, splits: tuple[str, ...] = ("test",)) -> Path:
+    """A CLIP_benchmark wds classification set of the six toy colours (two shades each), for --eval-data."""
+    for offset, split in enumerate(splits):
+        samples = [
+            (Image.new("RGB", (32, 32), tuple(min(255, c + 8 * (k + offset)) for c in COLOURS[i])), i)
+            for i in range(6)
+            for k in range(2)
+        ]
+        write_wds(root, samples, split=split, classnames=NAMES, templates=["a {c} square"])
+    return root
+
+
+def dropout_model() -> clip_core.ClipModel:
+    """A small card with dropout and drop-path: its training draws from the random number generators."""
+    card = {
+        "name": "small-dropout",
+        "embed_dim": 16,
+        "image": {
+            "kind": "timm",
+            "model_name": "vit_tiny_patch16_224",
+            "image_size": 32,
+            "drop": 0.3,
+            "drop_path": 0.3,
+            "model_args": {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
+        },
+        "text": {"kind": "bag-of-words", "context_length": 24, "width": 20},
+        "tokenizer": {"kind": "bytes"},
+    }
+    torch.manual_seed(0)
+    return clip_core.create_model(card)
+
+
+def test_evaluations_run_at_each_epoch_end_and_the_last_update_with_the_numbers_evaluate_gives(
+    tmp_path: Path,
+) -> None:
+    data = write_eval_set(tmp_path / "colours")
+    run = config(tmp_path, steps=None, epochs=2.5, log_every=3, eval_data=data, tensorboard=True)
+    result = train(run, dataset=toy_pairs())  # 48 pairs, batch 12: 4 updates an epoch, 10 in all
+    log = read_log(tmp_path / "run")
+    assert [line["step"] for line in log] == [3, 4, 6, 8, 9, 10]  # every 3, and every evaluated update
+    assert [line["step"] for line in log if "eval" in line] == [4, 8, 10] == list(result.evaluations)
+    assert all(set(line) - {"eval"} == set(log[0]) for line in log)
+    last = log[-1]["eval"]
+    assert set(last) == {"acc1", "acc5", "mean_per_class_recall"}
+    assert {step: line["eval"] for step, line in zip([4, 8, 10], log[1::2], strict=True)} == result.evaluations
+    assert result.model_dir is not None
+    assert last == evaluate(clip_core.load_checkpoint(result.model_dir), data).metrics
+    assert last["acc1"] > 0.5  # the toy colours are learnt: the evaluation sees the trained weights
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    board.Reload()
+    assert [(e.step, e.value) for e in board.Scalars("eval/acc1")] == [
+        (step, pytest.approx(metrics["acc1"])) for step, metrics in result.evaluations.items()
+    ]
+
+
+def test_training_is_bit_identical_with_and_without_evaluation(tmp_path: Path) -> None:
+    """Evaluating (here a linear probe, which reseeds torch, on a card whose dropout draws from the generators)
+    changes no update: same losses, same weights, the same modules in training mode afterwards."""
+    data = write_eval_set(tmp_path / "colours", splits=("train", "test"))
+    runs = []
+    for name, evaluation in (("plain", {}), ("evaluated", {"eval_data": data, "eval_every": 2})):
+        options = config(tmp_path / name, steps=5, accum_steps=2, freeze="text", **evaluation)
+        trainer = Trainer(
+            options.model_copy(update={"eval_task": "linear_probe"} if evaluation else {}),
+            model=dropout_model(),
+            dataset=toy_pairs(),
+        )
+        runs.append((trainer, trainer.fit()))
+    (plain, plain_result), (evaluated, evaluated_result) = runs
+    assert list(evaluated_result.evaluations) == [2, 4, 5] and "lp_acc1" in evaluated_result.evaluations[5]
+    assert [r.loss for r in evaluated_result.history] == [r.loss for r in plain_result.history]
+    assert_identical(weights(plain.model), weights(evaluated.model))
+    modes = [(name, m.training) for name, m in evaluated.model.named_modules()]
+    assert modes == [(name, m.training) for name, m in plain.model.named_modules()]
+    assert evaluated.model.visual.training and not evaluated.model.text.training
+
+
+def test_a_resumed_run_evaluates_after_the_same_updates_with_the_same_numbers(tmp_path: Path) -> None:
+    data, pairs = write_eval_set(tmp_path / "colours"), toy_pairs(50)
+    reference = train(config(tmp_path / "whole", steps=8, save_every=3, eval_data=data, eval_every=3), dataset=pairs)
+    first = config(tmp_path / "split", steps=8, save_every=3, eval_data=data, eval_every=3)
+    stopped = Trainer(first, dataset=pairs).fit(until=5)  # killed after update 5: resumed from update 3
+    resumed = Trainer(first.model_copy(update={"resume": "latest"}), dataset=pairs).fit()
+    assert list(stopped.evaluations) == [3] and list(resumed.evaluations) == [6, 8]
+    assert {**stopped.evaluations, **resumed.evaluations} == reference.evaluations
+    logged = [(line["step"], line["eval"]) for line in read_log(tmp_path / "split" / "run") if "eval" in line]
+    assert logged == [(3, reference.evaluations[3]), (6, reference.evaluations[6]), (8, reference.evaluations[8])]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"eval_data": "{tmp}/nowhere"}, "eval_data: {tmp}/nowhere: no such data set folder or file"),
+        ({"eval_data": "{tmp}/colours", "eval_task": "zeroshot_retrieval"}, "eval_data: task zeroshot_retrieval needs"),
+        (
+            {"eval_data": "{tmp}/colours", "eval_task": "linear_probe"},
+            "eval_data: {tmp}/colours/test: no image files",
+        ),  # no train split
+    ],
+)
+def test_bad_evaluation_data_is_refused_before_training_starts(
+    tmp_path: Path, changes: dict[str, str], message: str
+) -> None:
+    write_eval_set(tmp_path / "colours")
+    options = {key: value.format(tmp=tmp_path) for key, value in changes.items()}
+    with pytest.raises(clip_core.InputError) as error:
+        Trainer(config(tmp_path, **options), dataset=toy_pairs())
+    assert message.format(tmp=tmp_path) in str(error.value)
+    assert not (tmp_path / "run").exists()

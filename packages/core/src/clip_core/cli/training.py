@@ -31,6 +31,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         last = result.history[-1] if result.history else None
         loss = f", last loss {last.loss:.4f}" if last else ""
         print(f"trained {result.steps} updates in {result.seconds:.1f} s{loss}; model: {result.model_dir}")
+        if result.evaluations:
+            step, metrics = max(result.evaluations.items())
+            shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+            print(f"evaluation after update {step}: {shown}")
         if result.world_size > 1:
             print(f"the {result.world_size} processes ended with identical weights (checked)")
 
@@ -102,6 +106,25 @@ def _add_train_parser(commands: Any) -> None:
     train.add_argument("--log-every", dest="log_every", type=int, help="updates between lines of OUT/log.jsonl (10)")
     train.add_argument(
         "--tensorboard", action="store_true", default=None, help="also log to OUT/tensorboard (clip-core[tensorboard])"
+    )
+    train.add_argument(
+        "--eval-data",
+        dest="eval_data",
+        metavar="PATH",
+        help="evaluate during training on this data set (what clip eval --data reads); metrics go into OUT/log.jsonl",
+    )
+    train.add_argument(
+        "--eval-every",
+        dest="eval_every",
+        type=int,
+        metavar="N",
+        help="updates between evaluations (default: at each epoch's end); always after the last update too",
+    )
+    train.add_argument(
+        "--eval-task",
+        dest="eval_task",
+        choices=["zeroshot_classification", "zeroshot_retrieval", "linear_probe"],
+        help="what to evaluate (default: zero-shot classification or retrieval, as the data set holds)",
     )
     train.set_defaults(run=_cmd_train)
 

@@ -24,7 +24,7 @@ from clip_core.protocols import Tokenizer
 from clip_core.tokenizer import get_tokenizer
 from clip_core.zeroshot import zero_shot_classifier
 
-__all__ = ["TASKS", "Task", "evaluate"]
+__all__ = ["TASKS", "Task", "evaluate", "resolve_task"]
 
 Task = Literal["zeroshot_classification", "zeroshot_retrieval", "linear_probe"]
 #: The tasks, by CLIP_benchmark's names.
@@ -64,12 +64,7 @@ def evaluate(
     """
     started = time.perf_counter()
     test = _load(data, split, classnames, templates)
-    task = task or ("zeroshot_retrieval" if test.kind == "retrieval" else "zeroshot_classification")
-    if task not in TASKS:
-        raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    wanted = "retrieval" if task == "zeroshot_retrieval" else "classification"
-    if test.kind != wanted:
-        raise InputError(f"task {task} needs a {wanted} data set; {test.name!r} is a {test.kind} data set")
+    task = resolve_task(test, task)
     for k in recall_k:
         if k < 1:
             raise InputError(f"recall@k needs k of at least 1, got {k}")
@@ -140,6 +135,17 @@ def evaluate(
         confusion=confusion,
         recall_curves=curves,
     )
+
+
+def resolve_task(data: EvalData, task: Task | None = None) -> Task:
+    """``task``, or the one ``data``'s kind implies; :class:`InputError` if ``data`` cannot serve for it."""
+    task = task or ("zeroshot_retrieval" if data.kind == "retrieval" else "zeroshot_classification")
+    if task not in TASKS:
+        raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    wanted = "retrieval" if task == "zeroshot_retrieval" else "classification"
+    if data.kind != wanted:
+        raise InputError(f"task {task} needs a {wanted} data set; {data.name!r} is a {data.kind} data set")
+    return task
 
 
 def _load(

@@ -3,7 +3,8 @@
 ``train(TrainConfig(card=..., data=..., steps=...))`` runs a whole training; :class:`Trainer` gives control over
 it (a model or data set of your own, stopping early, writing checkpoints). See :mod:`clip_core.training.trainer`
 for what an update does: accumulation by feature caching, distributed training under ``torchrun``, frozen towers,
-gradient checkpointing, exact resume.
+gradient checkpointing, exact resume; and :mod:`clip_core.training.evaluation` for evaluating during training
+(``eval_data``), which changes no update.
 """
 
 from __future__ import annotations

@@ -108,6 +108,19 @@ class TrainConfig(BaseModel):
     tensorboard: bool = Field(
         default=False, description="Also log to TensorBoard in out/tensorboard (needs clip-core[tensorboard])."
     )
+    eval_data: Path | None = Field(
+        default=None,
+        description="Evaluate the model during training on this data set (anything `clip eval --data` reads: "
+        "CLIP_benchmark's wds folder, an image folder per class, a retrieval .csv or .jsonl); None: no evaluation.",
+    )
+    eval_every: PositiveInt | None = Field(
+        default=None,
+        description="Updates between evaluations (and after the last update); None: at each epoch's end and after "
+        "the last update.",
+    )
+    eval_task: Literal["zeroshot_classification", "zeroshot_retrieval", "linear_probe"] | None = Field(
+        default=None, description="What to evaluate; None: zero-shot classification or retrieval, as the data holds."
+    )
 
     @model_validator(mode="after")
     def _sizes_fit(self) -> TrainConfig:
@@ -117,6 +130,8 @@ class TrainConfig(BaseModel):
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of accum_steps ({self.accum_steps})")
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) exceeds lr ({self.lr})")
+        if self.eval_data is None and (self.eval_every is not None or self.eval_task is not None):
+            raise ValueError("eval_every and eval_task need eval_data (the data set to evaluate on)")
         return self
 
     def total_steps(self, data_size: int) -> int:

@@ -5,8 +5,12 @@ flushes it at once, so the file can be followed while the run goes on and keeps 
 a resumed run appends to the same file. A line holds ``step``, ``loss`` (of that update's global batch), ``lr``,
 ``logit_scale`` (the temperature, exponentiated), ``samples_per_second`` (mean over the updates since the last
 line), ``epoch`` (updates over updates per epoch) and ``skipped`` (samples skipped so far by this run, summed over
-the processes: see :mod:`clip_core.training.shards`). With ``tensorboard`` the same scalars go to a TensorBoard
-event file in ``OUT/tensorboard`` (the ``tensorboard`` package: ``pip install 'clip-core[tensorboard]'``).
+the processes: see :mod:`clip_core.training.shards`). An update after which the model was evaluated (``eval_data``:
+see :mod:`clip_core.training.evaluation`) always has a line, and it also holds ``eval``: the metrics by
+CLIP_benchmark's names, as :func:`~clip_core.eval.evaluate` gives them (``{"acc1": 0.83, "acc5": 1.0, ...}``;
+``null`` where a metric is undefined, as ``acc5`` with fewer than 5 classes). With ``tensorboard`` the same scalars
+go to a TensorBoard event file in ``OUT/tensorboard`` (the ``tensorboard`` package:
+``pip install 'clip-core[tensorboard]'``), as ``train/<name>`` and ``eval/<metric>``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class TrainingLog:
             for name, value in record.items():
                 if name != "step" and isinstance(value, (int, float)):
                     self._board.add_scalar(f"train/{name}", value, record["step"])
+            for name, value in record.get("eval", {}).items():
+                if value is not None:
+                    self._board.add_scalar(f"eval/{name}", value, record["step"])
             self._board.flush()
 
     def close(self) -> None:

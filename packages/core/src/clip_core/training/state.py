@@ -43,6 +43,9 @@ _FREE_TO_CHANGE = frozenset(
         "keep_checkpoints",
         "checkpoints",
         "tensorboard",
+        "eval_data",
+        "eval_every",
+        "eval_task",
     }
 )
 

@@ -33,6 +33,9 @@ A frozen tower (``freeze``, LiT-style) stays in eval mode, runs without gradient
 With ``grad_checkpointing`` each trainable tower's ``set_grad_checkpointing(True)`` is called; a tower without
 that method is trained without it, with a one-line warning.
 
+With ``eval_data`` the model is evaluated during training (after every ``eval_every`` updates, or at each epoch's
+end, and after the last update) without changing the training: see :mod:`clip_core.training.evaluation`.
+
 Checkpoints (:mod:`clip_core.training.checkpoint`; what they hold and resuming: :mod:`clip_core.training.state`)
 hold the model, the optimizer and scheduler state, the update count and every process's random number generator
 states, and resuming from one is exact: on CPU a run stopped after update ``k`` and resumed continues bit for bit
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -66,6 +70,7 @@ from clip_core.training.caching import rng_state_of, running_stats_kept, set_rng
 from clip_core.training.checkpoint import save_training_checkpoint
 from clip_core.training.config import TrainConfig
 from clip_core.training.data import ImageCaptionDataset, PairCollator, StepBatches, read_pairs
+from clip_core.training.evaluation import TrainingEvaluation
 from clip_core.training.log import TrainingLog, progress_bar
 from clip_core.training.loss import build_loss
 from clip_core.training.optimizer import adamw, freeze_untrained
@@ -115,6 +120,8 @@ class TrainResult:
     checkpoint: Path | None = None
     #: Number of training processes.
     world_size: int = 1
+    #: The evaluations this call ran (``eval_data``): update to metrics, on the first process.
+    evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
 class Trainer:
@@ -160,6 +167,9 @@ class Trainer:
             else:
                 pairs = read_pairs(config.data, config.image_column, config.caption_column)
                 dataset = ImageCaptionDataset(pairs, get_preprocess(card))
+        self.evaluation = None
+        if config.eval_data is not None:  # checked before training starts too
+            self.evaluation = TrainingEvaluation(config.eval_data, config.eval_task, config.eval_every)
         self.dataset = dataset
         self.tokenizer = tokenizer or get_tokenizer(card)
         self.loss_fn, self._loss_inputs = build_loss(config, self.processes.world_size)
@@ -172,6 +182,7 @@ class Trainer:
         if size < config.batch_size:
             raise InputError(f"the data set has {size} pairs, fewer than one batch ({config.batch_size})")
         self.total_steps = config.total_steps(size)
+        self.steps_per_epoch = max(size // config.batch_size, 1)
         local = config.batch_size // self.processes.world_size
         if config.batch_size % (self.processes.world_size * config.accum_steps):
             raise InputError(
@@ -229,6 +240,7 @@ class Trainer:
         bar = progress_bar(self.total_steps, self.step, enabled=config.progress and processes.main)
         log = TrainingLog(config.out, enabled=processes.main, tensorboard=config.tensorboard)
         started = last = time.perf_counter()
+        logged = 0  # updates of this call already in a log line
         try:
             for batch in loader:
                 if isinstance(batch, ShardBatch):
@@ -243,10 +255,17 @@ class Trainer:
                 record = StepRecord(self.step, loss, lr, config.batch_size / max(now - last, 1e-9))
                 last = now
                 result.history.append(record)
-                if self.step % config.log_every == 0 or self.step == stop:
-                    window = result.history[-config.log_every :]
+                metrics, evaluation = None, self.evaluation
+                if evaluation is not None and evaluation.due(self.step, self.total_steps, self.steps_per_epoch):
+                    metrics = self._evaluate()
+                    if processes.main:
+                        result.evaluations[self.step] = metrics
+                    last = time.perf_counter()  # the evaluation's time is not the next update's
+                if self.step % config.log_every == 0 or self.step == stop or metrics is not None:
+                    window = result.history[logged:]
                     speed = sum(r.samples_per_second for r in window) / len(window)
-                    self._log(log, record, speed)
+                    self._log(log, record, speed, metrics)
+                    logged = len(result.history)
                     if bar is not None:
                         bar.set_postfix_str(f"loss {loss:.4f}, lr {lr:.2e}, {speed:.0f} samples/s", refresh=False)
                 if bar is not None:
@@ -301,21 +320,32 @@ class Trainer:
             persistent_workers=False,
         )
 
-    def _log(self, log: TrainingLog, record: StepRecord, speed: float) -> None:
-        """One line of ``out/log.jsonl`` (every process takes part: the skipped samples are summed)."""
+    def _evaluate(self) -> dict[str, float]:
+        """Evaluate on ``eval_data`` (see :mod:`clip_core.training.evaluation`) on the first process while the
+        others wait (every process must call this); returns the metrics there, ``{}`` elsewhere."""
+        metrics: dict[str, float] = {}
+        if self.processes.main:
+            assert self.evaluation is not None
+            metrics = self.evaluation.run(self.model, self.device, step=self.step, workers=self.config.workers)
+        barrier(self.processes)
+        return metrics
+
+    def _log(self, log: TrainingLog, record: StepRecord, speed: float, metrics: dict[str, float] | None) -> None:
+        """One line of ``out/log.jsonl``, with ``metrics`` if an evaluation ran (every process takes part: the
+        skipped samples are summed)."""
         skipped = sum(int(value["skipped"]) for value in gather_objects({"skipped": self.skipped}, self.processes))
-        per_epoch = max(len(self.dataset) // self.config.batch_size, 1)  # type: ignore[arg-type]
-        log.write(
-            {
-                "step": record.step,
-                "loss": record.loss,
-                "lr": record.lr,
-                "logit_scale": float(self.model.logit_scale.detach().exp()),
-                "samples_per_second": speed,
-                "epoch": record.step / per_epoch,
-                "skipped": skipped,
-            }
-        )
+        line: dict[str, Any] = {
+            "step": record.step,
+            "loss": record.loss,
+            "lr": record.lr,
+            "logit_scale": float(self.model.logit_scale.detach().exp()),
+            "samples_per_second": speed,
+            "epoch": record.step / self.steps_per_epoch,
+            "skipped": skipped,
+        }
+        if metrics is not None:
+            line["eval"] = {name: None if math.isnan(value) else value for name, value in metrics.items()}
+        log.write(line)
 
     def _update(self, pixels: torch.Tensor, ids: torch.Tensor) -> float:
         """One optimizer update on this process's pairs; returns the loss of the global batch."""
