@@ -22,10 +22,12 @@ ONNX's external data; ONNX Runtime reads it from there.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 from torch import nn
@@ -43,6 +45,9 @@ IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"
 OPSET = 17
 #: How to install what the export needs.
 ONNX_EXTRA = "pip install 'clip-core[onnx]'"
+#: External tensors start at multiples of this many bytes in the ``.data`` file (ONNX Runtime can map them).
+_ALIGNMENT = 4096
+_BLOCK = 1 << 24
 
 
 def _require_onnx() -> Any:
@@ -136,12 +141,54 @@ def _export(onnx: Any, graph: nn.Module, sample: torch.Tensor, name: str, output
 
 def _pack(onnx: Any, staging: Path, path: Path) -> list[Path]:
     """Move the graph ``staging / path.name`` to ``path``; weights the exporter wrote as external data (one file per
-    tensor, for graphs over 2 GB) go into one file, ``path`` + ``.data``, beside it."""
+    tensor, for graphs over 2 GB) go into one file, ``path`` + ``.data``, beside it: copied one tensor at a time, so
+    that packing ViT-g-14's 4 GB image graph never holds its weights in memory."""
     exported = staging / path.name
     if [entry.name for entry in staging.iterdir()] == [path.name]:
         exported.replace(path)
         return [path]
+    helper = onnx.external_data_helper
     data = path.with_name(path.name + ".data")
-    proto = onnx.load(str(exported))  # reads the external tensors too
-    onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
+    proto = onnx.load(str(exported), load_external_data=False)
+    with data.open("wb") as out:
+        for tensor in _tensors(proto.graph):
+            if not helper.uses_external_data(tensor):
+                continue
+            info = helper.ExternalDataInfo(tensor)
+            offset = -out.tell() % _ALIGNMENT + out.tell()  # ONNX Runtime may memory-map aligned tensors
+            out.write(bytes(offset - out.tell()))
+            with (staging / info.location).open("rb") as source:
+                source.seek(info.offset or 0)
+                length = _copy(source, out, info.length)
+            del tensor.external_data[:]  # the tensor stays external (its data location), now in the one file
+            for key, value in (("location", data.name), ("offset", str(offset)), ("length", str(length))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
+        out.flush()
+        os.fsync(out.fileno())
+    onnx.save_model(proto, str(path))
     return [path, data]
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor a graph holds: its initializers and its nodes' tensor attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for subgraph in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
+                yield from _tensors(subgraph)
+
+
+def _copy(source: BinaryIO, out: BinaryIO, length: int | None) -> int:
+    """Copy ``length`` bytes (the rest when ``None``) from ``source`` to ``out`` in blocks; returns the count."""
+    copied = 0
+    while length is None or copied < length:
+        block = source.read(_BLOCK if length is None else min(_BLOCK, length - copied))
+        if not block:
+            break
+        out.write(block)
+        copied += len(block)
+    return copied
