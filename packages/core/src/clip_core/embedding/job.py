@@ -57,6 +57,7 @@ from clip_core.embedding.file import (
 from clip_core.errors import InputError
 from clip_core.fingerprint import model_fingerprint
 from clip_core.model import ClipModel, tower_dtype
+from clip_core.processes import start_processes
 
 __all__ = ["EmbedResult", "EmbeddedBatch", "EmbeddingJob", "Skipped", "partial_folder"]
 
@@ -187,8 +188,6 @@ class EmbeddingJob:
         ``overwrite``, ``progress`` and ``on_shard`` as in :func:`~clip_core.embedding.functions.embed_images`.
         """
         started = time.monotonic()
-        from clip_core.training.processes import start_processes
-
         processes = start_processes()
         if processes.world_size > 1:
             from clip_core.embedding.ranks import run_ranks

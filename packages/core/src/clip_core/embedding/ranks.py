@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch.distributed as dist
 
 from clip_core.errors import ClipError, InputError
-from clip_core.training.processes import Processes, barrier, end_processes, gather_objects
+from clip_core.processes import Processes, barrier, end_processes, gather_objects
 
 if TYPE_CHECKING:
     from clip_core.embedding.job import EmbeddedBatch, EmbeddingJob, EmbedResult
