@@ -22,22 +22,11 @@ from clip_core.testing import randomize_batch_norms
 open_clip = pytest.importorskip("open_clip")
 transformers = pytest.importorskip("transformers")
 
+#: Every card of clip-encoders-vit and clip-encoders-resnet with published weights (pretrained tags).
 PUBLISHED = [
-    "RN50",
-    "RN101",
-    "RN50x4",
-    "RN50x16",
-    "RN50x64",
-    "RN50-quickgelu",
-    "RN101-quickgelu",
-    "ViT-B-32",
-    "ViT-B-32-quickgelu",
-    "ViT-B-16",
-    "ViT-B-16-plus-240",
-    "ViT-L-14",
-    "ViT-L-14-336",
-    "ViT-H-14",
-    "ViT-g-14",
+    name
+    for name in clip_core.list_cards()
+    if registry.card_entry(name).plugin in {"vit", "resnet"} and registry.pretrained_tags(name)
 ]
 SLOW = {"RN50x16", "RN50x64", "ViT-L-14", "ViT-L-14-336", "ViT-H-14", "ViT-g-14"}
 TEXTS = ["", "a photo of a cat.", "a diagram of " + "a very long caption " * 20]
@@ -47,8 +36,10 @@ def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return float((ours - reference).abs().max() / reference.abs().max())
 
 
-def test_every_published_configuration_has_a_card() -> None:
-    assert set(PUBLISHED) <= set(clip_core.list_cards())
+def test_the_published_cards_read_from_the_registry_include_every_card_marked_slow() -> None:
+    """The parametrisation below comes from the registry (which cards have published weights is checked against
+    FACTS.md in test_pretrained.py): a lookup that found too few would leave cards unchecked without failing."""
+    assert set(PUBLISHED) > SLOW
 
 
 def test_openai_names_are_aliases() -> None:

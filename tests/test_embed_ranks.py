@@ -75,14 +75,23 @@ def assert_same_output(a: Path, b: Path) -> None:
     assert manifest_without_time(a) == manifest_without_time(b)
 
 
-def test_shares_are_contiguous_in_order_and_cover_every_pending_source_once() -> None:
-    """Property: for any count and process count, the shares concatenated in rank order are the pending list."""
-    for count in range(12):
+def batches(positions: list[int], size: int) -> list[list[int]]:
+    return [positions[start : start + size] for start in range(0, len(positions), size)]
+
+
+def test_shares_are_one_processs_whole_batches_contiguous_in_order_and_cover_every_pending_source_once() -> None:
+    """Property: for any count, process count and batch size, the shares concatenated in rank order are the pending
+    list, cut into batches they are the batches one process cuts it into, and their numbers of batches differ by at
+    most one."""
+    for count in range(15):
         for world in range(1, 5):
-            pending = list(range(100, 100 + count))
-            shares = [share(pending, rank, world) for rank in range(world)]
-            assert [position for part in shares for position in part] == pending
-            assert max(map(len, shares)) - min(map(len, shares)) <= 1
+            for size in range(1, 5):
+                pending = list(range(100, 100 + 2 * count, 2))
+                shares = [share(pending, rank, world, size) for rank in range(world)]
+                assert [position for part in shares for position in part] == pending
+                assert [batch for part in shares for batch in batches(part, size)] == batches(pending, size)
+                counts = [len(batches(part, size)) for part in shares]
+                assert max(counts) - min(counts) <= 1
 
 
 def test_two_processes_write_what_one_writes_and_resume_after_a_kill(tmp_path: Path, model_dir: Path) -> None:
@@ -90,7 +99,7 @@ def test_two_processes_write_what_one_writes_and_resume_after_a_kill(tmp_path: P
     again under torchrun: the output equals one process's. Each process's third source is a named pipe, which blocks
     it right after its first shard of two; the pipes are replaced by images for the rerun."""
     files = find_images([make_folder(tmp_path)])
-    for name in ("copy-a.png", "copy-b.png"):  # ten files: each process's share is whole batches, as one process's
+    for name in ("copy-a.png", "copy-b.png"):  # ten files
         Image.open(files[0]).save(tmp_path / name)
         files.append(str(tmp_path / name))
     pipes = [tmp_path / "pipe-a.png", tmp_path / "pipe-b.png"]
@@ -137,12 +146,16 @@ def test_two_processes_write_what_one_writes_and_resume_after_a_kill(tmp_path: P
 
 
 def test_a_job_one_process_left_unfinished_is_finished_by_two_and_the_reverse(tmp_path: Path, model_dir: Path) -> None:
+    """One process embeds the first batch of three of the eight sources; two processes finish the other five, which
+    no split by count cuts at the batches one process embeds: each takes whole batches (three sources, then the
+    last two). A split by count fails here: the seventh image would be embedded with the sixth, where one process
+    embeds it alone (beside the unreadable eighth), and on the CPU that changes its last bits."""
     folder = make_folder(tmp_path)
-    argv = [str(folder), "--model", str(model_dir), "--batch-size", "2", "--shard-size", "2", "--workers", "0"]
+    argv = [str(folder), "--model", str(model_dir), "--batch-size", "3", "--shard-size", "3", "--workers", "0"]
     out = tmp_path / "mixed" / "E.safetensors"
     out.parent.mkdir()
     single = [sys.executable, "-m", "clip_core", "embed", *argv, "-o", str(out), "--no-progress"]
-    killed = subprocess.run([*single, "--stop-after-shards", "2"], capture_output=True, text=True, env=ENV)
+    killed = subprocess.run([*single, "--stop-after-shards", "1"], capture_output=True, text=True, env=ENV)
     assert killed.returncode != 0
     command = [*TORCHRUN, "-m", "clip_core", "embed", *argv, "-o", str(out), "--no-progress"]
     done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=180)

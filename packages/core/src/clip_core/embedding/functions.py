@@ -81,6 +81,7 @@ def embed_images(
         output=Path(output),
         normalize=normalize,
         shard_size=shard_size,
+        batch_size=batch_size,
         model_source=model_source,
         fingerprint=fingerprint,
     ).run(encode, overwrite=overwrite, progress=progress, on_shard=on_shard)
@@ -132,6 +133,7 @@ def embed_texts(
         output=Path(output),
         normalize=normalize,
         shard_size=shard_size,
+        batch_size=batch_size,
         model_source=model_source,
         fingerprint=fingerprint,
         options={"long_text": long_text},

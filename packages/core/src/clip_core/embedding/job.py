@@ -57,6 +57,7 @@ from clip_core.embedding.file import (
 from clip_core.errors import InputError
 from clip_core.fingerprint import model_fingerprint
 from clip_core.model import ClipModel, tower_dtype
+from clip_core.processes import start_processes
 
 __all__ = ["EmbedResult", "EmbeddedBatch", "EmbeddingJob", "Skipped", "partial_folder"]
 
@@ -126,7 +127,9 @@ class EmbeddingJob:
 
     ``keys`` name the sources, one each (what the progress log records), and ``entries`` are their rows in the
     index; ``model``, ``normalize`` (and any further ``options``, such as a text job's ``long_text``), the output
-    format and ``fingerprint`` make the job's identity, which a resumed run must match.
+    format and ``fingerprint`` make the job's identity, which a resumed run must match. ``batch_size`` is how many
+    sources the ``encode`` given to :meth:`run` embeds at a time (it cuts the positions it is given into batches of
+    that size, in order): under ``torchrun`` each process's share is whole batches of it.
     """
 
     def __init__(
@@ -139,6 +142,7 @@ class EmbeddingJob:
         output: Path,
         normalize: bool,
         shard_size: int,
+        batch_size: int,
         model_source: str | None,
         fingerprint: str | None,
         options: dict[str, Any] | None = None,
@@ -149,6 +153,7 @@ class EmbeddingJob:
         self.entries = entries
         self.output = output
         self.shard_size = shard_size
+        self.batch_size = batch_size
         self.folder = partial_folder(output)
         dtype = tower_dtype(model.visual) or torch.float32
         self.identity: dict[str, Any] = json.loads(
@@ -187,8 +192,6 @@ class EmbeddingJob:
         ``overwrite``, ``progress`` and ``on_shard`` as in :func:`~clip_core.embedding.functions.embed_images`.
         """
         started = time.monotonic()
-        from clip_core.training.processes import start_processes
-
         processes = start_processes()
         if processes.world_size > 1:
             from clip_core.embedding.ranks import run_ranks

@@ -19,9 +19,9 @@ from clip_core.checkpoints.native import read_safetensors
 from clip_core.checkpoints.strict import load_state_dict_strict
 from clip_core.errors import CheckpointError, InputError
 from clip_core.model import ClipModel
+from clip_core.processes import Processes, gather_objects
 from clip_core.training.checkpoint import STATE_FORMAT, checkpoints, latest_checkpoint, read_training_state
 from clip_core.training.config import TrainConfig
-from clip_core.training.processes import Processes, gather_objects
 from clip_core.training.schedule import CosineWithWarmup
 
 __all__ = ["restore_rng", "resume_from", "resume_point", "rng_state", "rng_states", "training_state"]

@@ -22,7 +22,7 @@ What one update does, in order:
 3. Under ``torchrun`` (``WORLD_SIZE > 1``) the step runs in ``DistributedDataParallel`` (gloo on CPU, NCCL on
    GPUs). The losses gather embeddings across processes themselves (they are built with ``local_loss=True`` when
    they accept it), so every process computes the loss of the global batch and DDP's gradient averaging gives
-   the gradient one process would compute on the whole global batch (:mod:`clip_core.training.processes`).
+   the gradient one process would compute on the whole global batch (:mod:`clip_core.processes`).
 4. AdamW (weight decay only on weights: not on biases, norms, token or position embeddings or the logit scale and
    bias; timm's rule, which spares the embeddings open_clip decays: see
    :func:`~clip_core.training.optimizer.split_weight_decay` for why) with a cosine schedule after a linear
@@ -63,6 +63,7 @@ from clip_core.create import create_model
 from clip_core.errors import InputError
 from clip_core.model import ClipModel
 from clip_core.preprocess import get_preprocess
+from clip_core.processes import barrier, end_processes, gather_objects, process_device, start_processes
 from clip_core.protocols import Tokenizer
 from clip_core.shardfiles import expand_shards, is_shard_spec
 from clip_core.tokenizer import get_tokenizer
@@ -74,14 +75,7 @@ from clip_core.training.evaluation import TrainingEvaluation
 from clip_core.training.log import TrainingLog, progress_bar
 from clip_core.training.loss import build_loss
 from clip_core.training.optimizer import adamw, freeze_untrained
-from clip_core.training.processes import (
-    barrier,
-    check_replicas_agree,
-    end_processes,
-    gather_objects,
-    process_device,
-    start_processes,
-)
+from clip_core.training.processes import check_replicas_agree
 from clip_core.training.schedule import CosineWithWarmup
 from clip_core.training.shards import ShardBatch, ShardPairs
 from clip_core.training.state import resume_from, resume_point, rng_states, training_state
