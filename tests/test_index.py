@@ -78,8 +78,10 @@ def test_approximate_kinds_reach_the_recall_they_were_tuned_for_with_exact_score
 def test_auto_chooses_flat_then_hnsw_then_ivf_pq_by_rows_and_memory_budget() -> None:
     assert choose_kind(FLAT_MAX_ROWS, 512, parse_size("4GB")) == "flat"
     assert choose_kind(FLAT_MAX_ROWS + 1, 512, parse_size("4GB")) == "hnsw"
-    assert choose_kind(HNSW_MAX_ROWS, 512, parse_size("4GB")) == "hnsw"
-    assert choose_kind(HNSW_MAX_ROWS + 1, 512, parse_size("4GB")) == "ivf-pq"
+    assert choose_kind(1_000_000, 512, parse_size("4GB")) == "hnsw"  # ~2.3 GB with its links
+    assert choose_kind(HNSW_MAX_ROWS, 512, parse_size("8GB")) == "hnsw"
+    assert choose_kind(HNSW_MAX_ROWS + 1, 512, parse_size("8GB")) == "ivf-pq"
+    assert choose_kind(HNSW_MAX_ROWS, 512, parse_size("4GB")) == "ivf-pq"  # ~4.6 GB
     assert choose_kind(200_000, 512, parse_size("100MB")) == "ivf-pq"  # the graph would take ~0.46 GB
 
 
