@@ -1,9 +1,10 @@
 """Does channels_last pay for the modified ResNet on this CPU? RN50's image tower, NCHW against channels_last.
 
 The tower runs its trunk in channels_last (weights and activations); this compares it with the same weights in the
-default NCHW layout, in float32 and with the weights converted to bfloat16. Variants run interleaved, round after
-round, so that a busy neighbour slows them all alike; prints each variant's median images/s and the median of the
-per-round channels_last / NCHW speed ratios. The outputs of the two layouts are checked to agree first.
+default NCHW layout, in float32 and converted by ``ClipModel.to_bf16()`` (the tower has no LayerNorm, so every weight
+becomes bfloat16). Variants run interleaved, round after round, so that a busy neighbour slows them all alike; prints
+each variant's median images/s and the median of the per-round channels_last / NCHW speed ratios. The outputs of the
+two layouts are checked to agree first.
 
     python benchmarks/bench_channels_last.py [--card RN50] [--batch 16] [--rounds 10]
 """
@@ -38,17 +39,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     card = clip_core.get_card(args.card)
     torch.manual_seed(0)
-    source = clip_core.build_tower(card.image, card.embed_dim).eval()
+    source = clip_core.build_tower(card.image, card.embed_dim).eval().state_dict()
     size = card.preprocess.image_size
     pixels = torch.randn(args.batch, 3, size, size, generator=torch.Generator().manual_seed(1))
 
     variants: dict[str, Callable[[], torch.Tensor]] = {}
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in ("float32", "bfloat16"):
         for layout, label in ((torch.contiguous_format, "NCHW"), (torch.channels_last, "channels_last")):
-            tower = clip_core.build_tower(card.image, card.embed_dim).eval()
-            assert isinstance(tower, ModifiedResNet)
-            tower.load_state_dict(source.state_dict())
-            variants[f"{str(dtype).removeprefix('torch.')} {label}"] = runner(tower.to(dtype), pixels, layout)
+            model = clip_core.ClipModel(card).eval()
+            model.visual.load_state_dict(source)
+            if dtype == "bfloat16":
+                model.to_bf16()
+            assert isinstance(model.visual, ModifiedResNet)
+            variants[f"{dtype} {label}"] = runner(model.visual, pixels, layout)
 
     times: dict[str, list[float]] = {name: [] for name in variants}
     with torch.inference_mode():

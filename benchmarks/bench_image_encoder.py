@@ -2,9 +2,10 @@
 
 For each card (ViT-B-32 and RN50 by default): a randomly initialised open_clip model, loaded into clip-sdk through
 ``clip_core.load_checkpoint`` and into transformers' ``CLIPVisionModelWithProjection`` (ViTs only: transformers has
-no ResNet CLIP). Batch 16, 2 threads. clip-sdk runs in fp32 and with its weights converted to bf16
-(``model.to(torch.bfloat16)``, still fed float32 pixels). The variants run interleaved, round after round, so a busy
-neighbour slows them alike; prints median images/s, the median of per-round ratios, and the bf16 cosine to fp32.
+no ResNet CLIP). Batch 16, 2 threads. clip-sdk runs in fp32 and converted by ``model.to_bf16()`` (bf16 weights
+but LayerNorm's, which stay and compute in fp32; still fed float32 pixels). The variants run interleaved, round after
+round, so a busy neighbour slows them alike; prints median images/s, the median of per-round ratios, and the bf16
+cosine to fp32.
 
     python benchmarks/bench_image_encoder.py [--cards ViT-B-32 RN50] [--batch 16] [--rounds 7]
 """
@@ -71,7 +72,7 @@ def bench_card(name: str, batch: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(reference.state_dict(), Path(tmp) / "weights.pt")
         ours = clip_core.load_checkpoint(Path(tmp) / "weights.pt", card=name)
-        ours_bf16 = clip_core.load_checkpoint(Path(tmp) / "weights.pt", card=name).to(torch.bfloat16)
+        ours_bf16 = clip_core.load_checkpoint(Path(tmp) / "weights.pt", card=name).to_bf16()
     size = ours.card.preprocess.image_size
     pixels = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
     hf = hf_vision_from_ours(ours) if ours.card.image.kind == "vit" else None
@@ -85,13 +86,13 @@ def bench_card(name: str, batch: int, rounds: int) -> None:
         if hf is not None:
             runs["transformers fp32"] = lambda: hf(pixel_values=pixels)
         runs["clip-sdk fp32"] = lambda: ours.encode_image(pixels)
-        runs["clip-sdk bf16 weights"] = lambda: ours_bf16.encode_image(pixels)
+        runs["clip-sdk to_bf16()"] = lambda: ours_bf16.encode_image(pixels)
         times = interleaved_seconds(runs, rounds)
 
     print(f"{name} image encoding, batch {batch}, {size}px, {torch.get_num_threads()} threads, {rounds} rounds")
     for label, seconds in times.items():
         print(f"  {label:28s} {batch / statistics.median(seconds):8.1f} images/s (median)")
-    for label in ("clip-sdk fp32", "clip-sdk bf16 weights"):
+    for label in ("clip-sdk fp32", "clip-sdk to_bf16()"):
         ratios = [f"vs open_clip fp32: {median_ratio(times['open_clip fp32'], times[label]):.2f}x"]
         if "transformers fp32" in times:
             ratios.append(f"vs transformers fp32: {median_ratio(times['transformers fp32'], times[label]):.2f}x")

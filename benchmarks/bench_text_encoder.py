@@ -2,14 +2,19 @@
 
 Typical zero-shot prompts ("a photo of a {label}."), batch 256, the ViT-B-32 text tower (width 512, 12 layers,
 8 heads), 2 threads. open_clip always runs all 77 positions; transformers gets inputs padded to the longest text;
-clip-sdk cuts the batch to the longest text itself. Prints texts/s and ratios.
+clip-sdk (a ViT-B-32 ``ClipModel`` holding the same text weights, ``encode_text``) cuts the batch to the longest text
+itself, in fp32 and converted by ``model.to_bf16()`` (bf16 weights but LayerNorm's, which stay and compute in fp32).
+The variants run interleaved, round after round, so a busy neighbour slows them alike; prints median texts/s, the
+median of per-round ratios, and the bf16 cosine to fp32.
 
-    python benchmarks/bench_text_encoder.py [--batch 256] [--repeats 5]
+    python benchmarks/bench_text_encoder.py [--batch 256] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import sys
 from pathlib import Path
 
@@ -25,7 +30,7 @@ from clip_encoders_text.model import TextTransformer, TextTransformerConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _layouts import hf_encoder_layer_from_ours
-from _timing import median_seconds
+from _timing import interleaved_seconds, median_ratio
 
 LABELS = ("cat", "dog", "car", "airplane", "bird", "ship", "truck", "horse", "deer", "frog", "apple", "tiger")
 TEXT_CFG = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}
@@ -52,7 +57,7 @@ def hf_state_from_ours(tower: TextTransformer) -> dict[str, torch.Tensor]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -60,9 +65,11 @@ def main() -> None:
     reference = open_clip.model.CLIP(
         embed_dim=512, vision_cfg={"image_size": 32, "layers": 1, "width": 64, "patch_size": 16}, text_cfg=TEXT_CFG
     ).eval()
-    config = TextTransformerConfig(width=512, layers=12, heads=8)
-    ours = clip_core.build_tower(config, 512).eval()
-    ours.load_state_dict(convert_openai(reference.state_dict(), config))
+    ours = clip_core.create_model("ViT-B-32").eval()
+    config = ours.card.text
+    assert isinstance(config, TextTransformerConfig) and isinstance(ours.text, TextTransformer)
+    assert config == TextTransformerConfig(width=512, layers=12, heads=8), config
+    ours.text.load_state_dict(convert_openai(reference.state_dict(), config))
     hf = transformers.CLIPTextModelWithProjection(
         transformers.CLIPTextConfig(
             hidden_size=512,
@@ -75,36 +82,37 @@ def main() -> None:
             eos_token_id=EOT,
         )
     ).eval()
-    hf.load_state_dict(hf_state_from_ours(ours), strict=False)
+    hf.load_state_dict(hf_state_from_ours(ours.text), strict=False)
 
     prompts = [f"a photo of a {LABELS[i % len(LABELS)]}." for i in range(args.batch)]
     ids = open_clip.tokenize(prompts)
     longest = int(ids.argmax(dim=-1).max()) + 1
     hf_ids = ids[:, :longest].masked_fill(ids[:, :longest] == 0, EOT)
 
+    ours_bf16 = copy.deepcopy(ours).to_bf16()
     with torch.inference_mode():
         expected = reference.encode_text(ids)
-        assert torch.allclose(ours(ids), expected, rtol=1e-4, atol=1e-4), "clip-sdk differs from open_clip"
+        fp32 = ours.encode_text(ids)
+        assert torch.allclose(fp32, expected, rtol=1e-4, atol=1e-4), "clip-sdk differs from open_clip"
         assert torch.allclose(hf(input_ids=hf_ids).text_embeds, expected, rtol=1e-4, atol=1e-4), "transformers differs"
-        ours_bf16 = clip_core.build_tower(config, 512).eval()
-        ours_bf16.load_state_dict(ours.state_dict())
-        ours_bf16 = ours_bf16.to(torch.bfloat16)
-        cosine = F.cosine_similarity(ours_bf16(ids).float(), ours(ids)).min().item()
-        timings = {
-            "open_clip fp32": median_seconds(lambda: reference.encode_text(ids), args.repeats),
-            "transformers fp32 (padded to longest)": median_seconds(lambda: hf(input_ids=hf_ids), args.repeats),
-            "clip-sdk fp32": median_seconds(lambda: ours(ids), args.repeats),
-            "clip-sdk bf16 weights": median_seconds(lambda: ours_bf16(ids), args.repeats),
+        cosine = F.cosine_similarity(ours_bf16.encode_text(ids).float(), fp32).min().item()
+        runs = {
+            "open_clip fp32": lambda: reference.encode_text(ids),
+            "transformers fp32 (padded to longest)": lambda: hf(input_ids=hf_ids),
+            "clip-sdk fp32": lambda: ours.encode_text(ids),
+            "clip-sdk to_bf16()": lambda: ours_bf16.encode_text(ids),
         }
+        times = interleaved_seconds(runs, args.rounds)
 
-    print(f"text encoding, batch {args.batch}, {longest} of 77 positions used, {torch.get_num_threads()} threads")
-    for name, seconds in timings.items():
-        print(f"  {name:40s} {args.batch / seconds:9.0f} texts/s")
-    base, hf_base = timings["open_clip fp32"], timings["transformers fp32 (padded to longest)"]
-    for name in ("clip-sdk fp32", "clip-sdk bf16 weights"):
+    threads = torch.get_num_threads()
+    print(f"text encoding, batch {args.batch}, {longest} of 77 positions used, {threads} threads, {args.rounds} rounds")
+    for name, seconds in times.items():
+        print(f"  {name:40s} {args.batch / statistics.median(seconds):9.0f} texts/s (median)")
+    base, hf_base = times["open_clip fp32"], times["transformers fp32 (padded to longest)"]
+    for name in ("clip-sdk fp32", "clip-sdk to_bf16()"):
         print(
-            f"  {name} vs open_clip fp32: {base / timings[name]:.2f}x; vs transformers fp32: "
-            f"{hf_base / timings[name]:.2f}x"
+            f"  {name} vs open_clip fp32: {median_ratio(base, times[name]):.2f}x; vs transformers fp32: "
+            f"{median_ratio(hf_base, times[name]):.2f}x (median of per-round ratios)"
         )
     print(f"  bf16 cosine to fp32 features (min over batch): {cosine:.5f}")
 
