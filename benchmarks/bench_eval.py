@@ -13,7 +13,7 @@ both sides once. The two then run interleaved, round after round (each round pri
 neighbour slows both alike. Printed: median images/s of each end to end, of the image pass alone (reading,
 preprocessing and the image tower) and the seconds spent on the rest (the text classifier; for clip-sdk also the
 weights' fingerprint), the medians of per-round ratios, acc1 of each and whether the two confusion matrices are the
-same, and the load average before and after.
+same, the load average before and after, and the minutes the whole run took.
 
     python benchmarks/bench_eval.py [--card ViT-B-32] [--images 256] [--batch 64] [--workers 2] [--rounds 3]
 """
@@ -134,6 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     load_before = os.getloadavg()
+    started = time.perf_counter()
     torch.manual_seed(0)
     reference = open_clip.create_model(args.card).eval()
     size = reference.visual.image_size[0]
@@ -171,7 +172,8 @@ def main() -> None:
         f"zero-shot classification, {args.card} (random weights), {args.images} images stored at "
         f"{args.source_size}px, read at {size}px, {classes} classes x {len(TEMPLATES)} templates, batch {args.batch}, "
         f"{args.workers} workers, fp32, {torch.get_num_threads()} threads, {args.rounds} rounds; load average "
-        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after"
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; {(time.perf_counter() - started) / 60:.1f} minutes "
+        "in all"
     )
     print(f"  {'':<15} {'end to end':>18} {'image pass':>18} {'rest (classifier)':>18}")
     for name, results in outcomes.items():
