@@ -465,6 +465,27 @@ def test_two_processes_under_torchrun_match_one_process_on_the_whole_batch(tmp_p
     assert evaluated[0][-1][1] == evaluate(model, tmp_path / "colours").metrics
 
 
+def test_an_evaluation_failing_under_torchrun_stops_both_processes_saying_why(tmp_path: Path) -> None:
+    """The first process evaluates while the second waits: when the evaluation fails (no image of the eval set
+    decodes, which only evaluating finds out), the second process stops too, saying why, rather than being torn
+    down by torchrun without a word of it."""
+    rows = write_images(tmp_path / "images", count=16)
+    (tmp_path / "data.csv").write_text("image,caption\n" + "".join(f"images/{a},{b}\n" for a, b in rows))
+    for name in NAMES[:2]:
+        (tmp_path / "bad" / name).mkdir(parents=True)
+        (tmp_path / "bad" / name / "1.png").write_bytes(b"not a picture")
+    arguments = [str(tmp_path / "data.csv"), "--steps", "2", "--batch-size", "8", "--no-progress"]
+    arguments += ["--eval-data", str(tmp_path / "bad"), "--eval-every", "1", "--out", str(tmp_path / "run")]
+    env = {**os.environ, "CLIP_DISABLED_PLUGINS": "vit,resnet,text", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run(
+        [*command, "-m", "clip_core", "train", "tiny", *arguments], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode != 0
+    assert "none of its 2 images could be read" in done.stderr
+    assert "the evaluation after update 1 failed on the first process" in done.stderr
+
+
 def tower_calls(tower: torch.nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Record the inputs and outputs of every call of ``tower`` (in call order) from now on."""
     inputs: list[torch.Tensor] = []

@@ -60,7 +60,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from clip_core.catalog import get_card
 from clip_core.create import create_model
-from clip_core.errors import InputError
+from clip_core.errors import ClipError, InputError
 from clip_core.model import ClipModel
 from clip_core.preprocess import get_preprocess
 from clip_core.processes import barrier, end_processes, gather_objects, process_device, start_processes
@@ -316,12 +316,21 @@ class Trainer:
 
     def _evaluate(self) -> dict[str, float]:
         """Evaluate on ``eval_data`` (see :mod:`clip_core.training.evaluation`) on the first process while the
-        others wait (every process must call this); returns the metrics there, ``{}`` elsewhere."""
+        others wait (every process must call this); returns the metrics there, ``{}`` elsewhere. An evaluation that
+        fails stops every process, each saying why: the first with the evaluation's error, the others naming it."""
         metrics: dict[str, float] = {}
+        error: BaseException | None = None
         if self.processes.main:
             assert self.evaluation is not None
-            metrics = self.evaluation.run(self.model, self.device, step=self.step, workers=self.config.workers)
-        barrier(self.processes)
+            try:
+                metrics = self.evaluation.run(self.model, self.device, step=self.step, workers=self.config.workers)
+            except Exception as exc:  # re-raised below, once the other processes know
+                error = exc
+        failed = any(done["failed"] for done in gather_objects({"failed": error is not None}, self.processes))
+        if error is not None:
+            raise error
+        if failed:
+            raise ClipError(f"the evaluation after update {self.step} failed on the first process (see its output)")
         return metrics
 
     def _log(self, log: TrainingLog, record: StepRecord, speed: float, metrics: dict[str, float] | None) -> None:
