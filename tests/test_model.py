@@ -147,4 +147,11 @@ def test_to_bf16_keeps_zero_shot_probabilities_within_0_01_of_float32() -> None:
     assert (got - expected).abs().max() <= 0.01
     torch.testing.assert_close(got_logits, logits, rtol=0, atol=0.5)
     assert plain.logit_scale.item() == 4.59375  # what the plain cast does to ln 100
-    assert converted.float().encode_image(pixels).dtype == torch.float32  # the float32 layer norms cast back to it
+    norm = layer_norms[0]
+    inputs = torch.randn(64, norm.normalized_shape[0], generator=torch.Generator().manual_seed(2)).mul(3).add(20)
+    with torch.no_grad():  # a bf16 input is normalised in float32 and rounded once, not normalised in bf16
+        ours = norm(inputs.bfloat16())
+        in_float32 = F.layer_norm(inputs.bfloat16().float(), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    assert ours.dtype == torch.bfloat16  # (in bf16 throughout, about a third of the values would differ)
+    assert (ours == in_float32.bfloat16()).float().mean() >= 0.99
+    assert converted.float().encode_image(pixels).dtype == torch.float32
