@@ -75,12 +75,18 @@ PUBLIC = {
     ],
     "clip_core.export.onnx": ["IMAGE_FILE", "ONNX_EXTRA", "OPSET", "TEXT_FILE", "write_onnx"],
     "clip_core.converters": [
+        "SAME",
         "TIMM_BLOCK",
+        "TRANSPOSED",
+        "LayoutKey",
+        "Reshape",
+        "from_layout",
         "hf_encoder_layer",
         "key_reader",
         "openai_resblock",
         "resample_position_embedding",
         "to_hf_encoder_layer",
+        "to_layout",
         "to_openai_resblock",
     ],
     "clip_core.hub": [
