@@ -5,7 +5,8 @@ The demo's generated shapes and captions are written as img2dataset-style shards
 same training (the demo's card, batch and learning rate) then runs on each, interleaved round after round so that a
 busy neighbour slows both alike: the shard runs decode every PNG, preprocess it and tokenize its caption in
 ``--workers`` data-loading workers while the model trains, the in-memory runs only tokenize. Prints each variant's
-median samples/s and the median of the per-round shards / in-memory ratios (the target is 90% or more).
+median samples/s and the median of the per-round shards / in-memory ratios (the target is 90% or more), and the
+rate of the shard stream alone (reading, decoding, preprocessing and tokenizing in one process, no training).
 
     python benchmarks/bench_shards.py [--steps 60] [--rounds 5] [--workers 1] [--threads 1]
 """
@@ -26,7 +27,10 @@ from PIL import Image
 
 import clip_core
 from clip_core.demo.run import FULL, demo_card, demo_data
+from clip_core.shardfiles import expand_shards
 from clip_core.training import TensorPairs, TrainConfig, Trainer
+from clip_core.training.data import PairCollator
+from clip_core.training.shards import ShardPairs
 
 
 def write_shards(folder: Path, images: list[Image.Image], captions: list[str], per_shard: int) -> str:
@@ -85,12 +89,34 @@ def main() -> None:
                     speed = samples_per_second_with(config, None, card)
                 if round_:
                     speeds[name].append(speed)
+        alone = stream_samples_per_second(pattern, card, steps=args.steps, batch_size=FULL.batch_size)
     ratios = [s / m for s, m in zip(speeds["shards"], speeds["in memory"], strict=True)]
     print(f"demo card {card.name}, batch {FULL.batch_size}, {args.steps} updates a run, {args.rounds} rounds")
     print(f"torch threads {args.threads}, shard workers {args.workers}, {len(images)} samples in {args.per_shard}s")
     for name, values in speeds.items():
         print(f"  {name:10s}: {statistics.median(values):7.0f} samples/s (median)")
     print(f"  shards / in memory: {statistics.median(ratios):.1%} (median of per-round ratios; target >= 90%)")
+    print(f"  the shard stream alone, one process: {alone:.0f} samples/s ({1e6 / alone:.0f} us a sample)")
+
+
+def stream_samples_per_second(pattern: str, card: clip_core.ModelCard, *, steps: int, batch_size: int) -> float:
+    """Samples/s of the training's shard stream read in this process, without training: what one worker costs."""
+    pairs = ShardPairs(expand_shards(pattern), clip_core.get_preprocess(card))
+    collate = PairCollator(clip_core.get_tokenizer(card))
+    loader = pairs.loader(
+        cursor=(0, 0, 0),
+        start_step=0,
+        stop=steps,
+        global_batch=batch_size,
+        rank=0,
+        world_size=1,
+        workers=0,
+        collate=collate,
+    )
+    started = time.perf_counter()
+    for _ in loader:
+        pass
+    return steps * batch_size / (time.perf_counter() - started)
 
 
 def samples_per_second_with(config: TrainConfig, dataset: TensorPairs | None, card: clip_core.ModelCard) -> float:
