@@ -533,22 +533,7 @@ def test_accumulated_steps_on_a_resnet_card_move_batchnorm_running_statistics_as
 def test_accumulation_replays_the_dropout_and_drop_path_masks_of_the_cache_pass(tmp_path: Path) -> None:
     """With dropout and drop-path, the gradient pass over each micro-batch gives exactly the embeddings its cache
     pass gave (the same masks), so the accumulated gradient is the whole-batch gradient for those masks."""
-    card = {
-        "name": "small-dropout",
-        "embed_dim": 16,
-        "image": {
-            "kind": "timm",
-            "model_name": "vit_tiny_patch16_224",
-            "image_size": 32,
-            "drop": 0.5,
-            "drop_path": 0.5,
-            "model_args": {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
-        },
-        "text": {"kind": "bag-of-words", "context_length": 24, "width": 20},
-        "tokenizer": {"kind": "bytes"},
-    }
-    torch.manual_seed(0)
-    model = clip_core.create_model(card)
+    model = dropout_model(rate=0.5)
     _, outputs = tower_calls(model.visual)
     trainer = Trainer(config(tmp_path, accum_steps=4, checkpoints=False), model=model, dataset=toy_pairs())
     trainer.fit(until=1)
@@ -596,8 +581,8 @@ def write_eval_set(root: Path, splits: tuple[str, ...] = ("test",)) -> Path:
     return root
 
 
-def dropout_model() -> clip_core.ClipModel:
-    """A small card with dropout and drop-path: its training draws from the random number generators."""
+def dropout_model(rate: float = 0.3) -> clip_core.ClipModel:
+    """A small card with dropout and drop-path at ``rate``: its training draws from the random number generators."""
     card = {
         "name": "small-dropout",
         "embed_dim": 16,
@@ -605,8 +590,8 @@ def dropout_model() -> clip_core.ClipModel:
             "kind": "timm",
             "model_name": "vit_tiny_patch16_224",
             "image_size": 32,
-            "drop": 0.3,
-            "drop_path": 0.3,
+            "drop": rate,
+            "drop_path": rate,
             "model_args": {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
         },
         "text": {"kind": "bag-of-words", "context_length": 24, "width": 20},
