@@ -3,10 +3,11 @@
 An evaluation is due after every ``eval_every`` updates, or (without ``eval_every``) after the last update of each
 epoch, and always after the run's last update: it depends only on the update count, so a resumed run evaluates
 after the same updates as the uninterrupted one. It runs :func:`~clip_core.eval.evaluate` (the numbers of
-``clip eval`` on the same weights) on the first process while the others wait at a barrier, so the metrics do not
-depend on the number of processes; in eval mode, without gradients, on the weights in their own dtype (fp32: the
-``bf16`` autocast is the training step's alone). Afterwards every module's training flag and the random number
-generators are put back as they were, so the training is bit for bit the same with and without evaluation.
+``clip eval`` on the same weights) on the first process while the others wait for it (and stop too if it fails:
+``Trainer._evaluate``), so the metrics do not depend on the number of processes; in eval mode, without gradients,
+on the weights in their own dtype (fp32: the ``bf16`` autocast is the training step's alone). Afterwards every
+module's training flag and the random number generators are put back as they were, so the training is bit for bit
+the same with and without evaluation.
 
 The data set is read, and checked against the task, once when the trainer is set up (by every process, so that a
 bad path stops them all before training starts).
