@@ -7,7 +7,9 @@ configuration answers a fixed number of requests per round, and the rounds alter
 that a busy neighbour slows both alike. Prints requests/s (median over rounds), p50 and p99 latency over all
 requests, the mean batch size the batched server ran, and the speed-up of batching.
 
-    python benchmarks/bench_serve.py [--model ViT-B-32] [--dtype fp32] [--threads 1] [--clients 1 8 64] [--rounds 3]
+Each server computes with `clip serve`'s default threads (torch's: one per core) unless `--threads N` says otherwise.
+
+    python benchmarks/bench_serve.py [--model ViT-B-32] [--dtype fp32] [--threads N] [--clients 1 8 64] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -141,9 +143,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per configuration (3)")
     parser.add_argument("--requests", type=int, default=256, help="requests per round at the most clients (256)")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="the model's dtype (fp32)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per server (1)")
+    parser.add_argument("--threads", type=int, help="torch threads per server (clip serve's default: one per core)")
     args = parser.parse_args()
-    options = ["--dtype", args.dtype, "--threads", str(args.threads)]
+    options = ["--dtype", args.dtype] + ([] if args.threads is None else ["--threads", str(args.threads)])
+    threads = f"{args.threads} torch thread(s)" if args.threads else "clip serve's default torch threads"
     with tempfile.TemporaryDirectory() as logs:
         servers = {batch: Server(args.model, batch, Path(logs), options) for batch in (64, 1)}
         try:
@@ -151,7 +154,7 @@ def main() -> None:
                 server.wait()
                 asyncio.run(load(server.port, 8, 32))  # warm up
             print(
-                f"clip serve, model {args.model} ({args.dtype}, {args.threads} torch thread(s) per server), loopback, "
+                f"clip serve, model {args.model} ({args.dtype}, {threads} per server), loopback, "
                 f"{os.cpu_count()} CPUs; one prompt per request\n"
             )
             header = "| clients | batched req/s | p50 ms | p99 ms | mean batch | max-batch 1 req/s | p50 ms | p99 ms "
