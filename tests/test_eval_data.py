@@ -3,6 +3,7 @@ never a silently different number), the metrics' formulas on hand-made cases, an
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import math
@@ -102,6 +103,26 @@ def test_malformed_wds_data_sets_give_clear_errors(tmp_path: Path) -> None:
         load_data(root)
     with pytest.raises(InputError, match=r"not a data set: no test/nshards\.txt"):
         load_data(tmp_path / "set" / "test")
+
+
+def test_the_linear_probe_refuses_a_data_set_without_its_training_split(
+    tmp_path: Path, model: clip_core.ClipModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a ``train`` split the probe would have trained on the folder it is scored on (an image folder without
+    split folders is read whole); it is refused before an image is embedded, for both layouts."""
+    for colour in ("red", "blue"):
+        (tmp_path / "folder" / colour).mkdir(parents=True)
+        picture(colour).save(tmp_path / "folder" / colour / "0.png")
+    wds = write_wds(tmp_path / "wds", [(picture("red"), 0), (picture("blue"), 1)], classnames=["red", "blue"])
+    embedded: list[object] = []
+    module = importlib.import_module("clip_core.eval.evaluate")  # the package's name `evaluate` is the function
+    monkeypatch.setattr(module, "image_features", lambda *args, **kwargs: embedded.append(args))
+    for root in (tmp_path / "folder", wds):
+        with pytest.raises(InputError, match=r"no 'train' split for the linear probe \(a train/ folder of class sub"):
+            evaluate(model, root, "linear_probe")
+    with pytest.raises(InputError, match=r"no 'held' split for the linear probe"):
+        evaluate(model, wds, "linear_probe", train="test", val="held")
+    assert embedded == []
 
 
 def test_unreadable_images_are_skipped_and_reported(tmp_path: Path, model: clip_core.ClipModel) -> None:

@@ -6,6 +6,7 @@ import functools
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -65,6 +66,9 @@ def evaluate(
     started = time.perf_counter()
     test = _load(data, split, classnames, templates)
     task = resolve_task(test, task)
+    if task == "linear_probe":  # read before any image is embedded, so a missing split fails at once
+        train_set = _load(train if train is not None else "train", None, classnames, templates, data)
+        val_set = _load(val, None, classnames, templates, data) if val is not None else None
     for k in recall_k:
         if k < 1:
             raise InputError(f"recall@k needs k of at least 1, got {k}")
@@ -106,14 +110,12 @@ def evaluate(
         for way in ("image_retrieval", "text_retrieval"):
             curves[way] = [curve[f"{way}_recall@{k}"] for k in range(1, longest + 1)]
     else:
-        train_set = _load(train if train is not None else "train", None, classnames, templates, data)
         train_images, train_kept, train_skipped = features(train_set)
         skipped = [*skipped, *train_skipped]
         fit = (train_images, torch.tensor([train_set.labels[i] for i in train_kept]))
         checked = (images, torch.tensor([test.labels[i] for i in kept]))
         held = None
-        if val is not None:
-            val_set = _load(val, None, classnames, templates, data)
+        if val_set is not None:
             val_images, val_kept, val_skipped = features(val_set)
             skipped = [*skipped, *val_skipped]
             held = (val_images, torch.tensor([val_set.labels[i] for i in val_kept]))
@@ -162,5 +164,11 @@ def _load(
         if isinstance(parent, EvalData):
             raise InputError(f"split {data!r} of an in-memory data set: pass an EvalData for it instead")
         assert parent is not None
-        return load_data(parent, os.fspath(data), classnames=classnames, templates=templates)
+        name = os.fspath(data)
+        if not (Path(parent) / name).is_dir():  # else load_data would read the whole folder: the test images
+            raise InputError(
+                f"{parent}: no {name!r} split for the linear probe (a {name}/ folder of class sub-folders, or "
+                f"CLIP_benchmark's {name}/nshards.txt); name another split or pass an EvalData"
+            )
+        return load_data(parent, name, classnames=classnames, templates=templates)
     return load_data(data, split, classnames=classnames, templates=templates)
