@@ -81,8 +81,30 @@ def test_caption_lists_group_the_captions_of_each_image(tmp_path: Path) -> None:
         load_data(tmp_path / "bad.jsonl")
 
 
+@pytest.mark.parametrize(
+    ("count", "shard_size", "sizes"),
+    [(10, 1000, [2, 3, 2, 3]), (2, 1000, [1, 1]), (0, 1000, [0]), (9, 2, [1, 2, 2, 2, 2]), (2500, 1000, [625] * 4)],
+)
+def test_wds_samples_are_spread_in_order_over_at_least_four_shards(
+    tmp_path: Path, count: int, shard_size: int, sizes: list[int]
+) -> None:
+    samples = [(b"not decoded here", index % 3) for index in range(count)]
+    root = write_wds(tmp_path / "set", samples, classnames=["a", "b", "c"], shard_size=shard_size)
+    assert (root / "test" / "nshards.txt").read_text() == f"{len(sizes)}\n"
+    written = []
+    for number in range(len(sizes)):
+        with tarfile.open(root / "test" / f"{number}.tar") as shard:
+            written.append(len(shard.getnames()) // 2)
+    assert written == sizes
+    if count:
+        assert load_data(root).labels == [label for _, label in samples]
+    with pytest.raises(InputError, match="shard_size and min_shards must be at least 1"):
+        write_wds(tmp_path / "bad", samples, shard_size=0)
+
+
 def test_malformed_wds_data_sets_give_clear_errors(tmp_path: Path) -> None:
-    root = write_wds(tmp_path / "set", [(picture("red"), 0), (picture("blue"), 3)], classnames=["red", "blue"])
+    samples = [(picture("red"), 0), (picture("blue"), 3)]
+    root = write_wds(tmp_path / "set", samples, classnames=["red", "blue"], min_shards=1)
     with pytest.raises(InputError, match=r"s0000001.png: class index 3 is out of range for 2 class names"):
         load_data(root)
     (root / "classnames.txt").unlink()

@@ -117,6 +117,18 @@ def test_zero_shot_retrieval_equals_clip_benchmarks(weights: tuple[Any, Path], d
     assert result.recall_curves["image_retrieval"][9] == expected["image_retrieval_recall@10"]
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 4 worker processes:UserWarning")
+def test_a_small_data_set_is_read_whole_by_clip_benchmarks_four_workers(tmp_path: Path) -> None:
+    """CLIP_benchmark's loader gives each of its workers (4 by default) whole shards and fails on a worker with none;
+    ``write_wds`` writes at least 4 shards, so ten samples are all read."""
+    samples = [(image, CLASSNAMES.index(what.classname)) for what, image in generate(10, COMBOS, 40, random.Random(1))]
+    root = write_wds(tmp_path / "few", samples, classnames=CLASSNAMES, templates=TEMPLATES)
+    dataset, _ = reference_loader(root)
+    loader = torch.utils.data.DataLoader(dataset.batched(4), batch_size=None, num_workers=4)
+    labels = sorted(int(label) for _, batch in loader for label in batch)
+    assert labels == sorted(label for _, label in samples)
+
+
 @pytest.mark.slow  # trains CLIP_benchmark's probe through its weight-decay search: once, in the parity session
 def test_the_linear_probe_equals_clip_benchmarks(
     weights: tuple[Any, Path], data: dict[str, Path], monkeypatch: pytest.MonkeyPatch

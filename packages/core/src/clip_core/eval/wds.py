@@ -29,7 +29,10 @@ from clip_core.errors import InputError
 from clip_core.eval.data import DataKind, EvalData, ImageSource, TarMember, read_templates
 from clip_core.templates import IMAGENET_TEMPLATES
 
-__all__ = ["is_wds", "read_wds", "write_wds"]
+__all__ = ["MIN_SHARDS", "is_wds", "read_wds", "write_wds"]
+
+#: Shards :func:`write_wds` writes at the least (given as many samples): CLIP_benchmark's default ``--num_workers``.
+MIN_SHARDS = 4
 
 _IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")  # CLIP_benchmark's order of preference
 
@@ -120,20 +123,27 @@ def write_wds(
     classnames: Sequence[str] = (),
     templates: Sequence[str] = (),
     shard_size: int = 1000,
+    min_shards: int = MIN_SHARDS,
 ) -> Path:
     """Write ``samples`` (image, class index or captions) as the ``split`` of a ``wds`` data set at ``root``.
 
     Images are stored as PNG (bytes are stored as given, as ``.png``); a classification data set (class indices)
     also gets ``classnames.txt`` and, if given, ``zeroshot_classification_templates.txt`` (``{c}`` templates); a
     retrieval one (caption lists) ``dataset_type.txt``. Returns ``root``.
+
+    The samples are spread evenly, in order, over shards of at most ``shard_size``, and over at least
+    ``min_shards`` when there are that many samples: CLIP_benchmark's reader gives each of its ``--num_workers``
+    (4 by default) whole shards and fails when a worker gets none.
     """
+    if shard_size < 1 or min_shards < 1:
+        raise InputError(f"shard_size and min_shards must be at least 1, got {shard_size} and {min_shards}")
     folder = Path(root)
     (folder / split).mkdir(parents=True, exist_ok=True)
     retrieval = bool(samples) and not isinstance(samples[0][1], int)
-    shards = max(1, -(-len(samples) // shard_size))
+    shards = max(1, -(-len(samples) // shard_size), min(min_shards, len(samples)))
     for number in range(shards):
         with tarfile.open(folder / split / f"{number}.tar", "w") as archive:
-            for index in range(number * shard_size, min(len(samples), (number + 1) * shard_size)):
+            for index in range(number * len(samples) // shards, (number + 1) * len(samples) // shards):
                 image, target = samples[index]
                 if isinstance(image, Image.Image):
                     buffer = io.BytesIO()
