@@ -5,15 +5,16 @@ The service is a FastAPI application on uvicorn (the ``clip-core[serve]`` extra,
 - ``POST /v1/embeddings`` in OpenAI's shape (texts, or images as ``data:`` URLs with ``"modality": "image"``),
 - ``POST /v1/search`` over an embeddings file written by ``clip embed`` (or an index),
 - ``POST /v1/classify``: zero-shot probabilities of an image among labels,
-- ``GET /health``, ``GET /metrics`` (Prometheus text), ``GET /docs`` (the OpenAPI schema, browsable),
+- ``GET /health``, ``GET /metrics`` (Prometheus text), ``GET /docs`` (the API reference, rendered here from the
+  OpenAPI schema at ``/openapi.json``; Swagger UI at ``/swagger``),
 - ``GET /``: a search page rendered on the server, with thumbnails of the matching files.
 
 Concurrent requests are gathered per modality into one forward pass (:mod:`clip_core.serve.batcher`), run on a
 single worker thread off the event loop. Modules: ``app`` (the factory and the page's routes), ``api`` (the JSON
 routes), ``service`` (the state the routes share), ``schemas`` (request and response models), ``batcher``,
 ``encoder`` (the model's own preprocessing and tokenizer), ``searchers`` (what ``/v1/search`` searches), ``images``
-(``data:`` URLs and thumbnails), ``page`` (the search page), ``metrics``, ``apierrors`` (OpenAI's error shape),
-``limits`` (the request size limit), ``server`` (uvicorn).
+(``data:`` URLs and thumbnails), ``page`` (the search page), ``apidocs`` (``/docs``), ``metrics``, ``apierrors``
+(OpenAI's error shape), ``limits`` (the request size limit), ``server`` (uvicorn).
 """
 
 from __future__ import annotations

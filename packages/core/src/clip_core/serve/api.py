@@ -34,12 +34,21 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 router = APIRouter(prefix="/v1", responses=_ERRORS)
 
 
+def _not_found(when: str) -> dict[int | str, dict[str, object]]:
+    return {404: {"model": ErrorResponse, "description": when}}
+
+
 def _service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
 
-@router.post("/embeddings", response_model=EmbeddingResponse, tags=["embeddings"])
+@router.post(
+    "/embeddings",
+    response_model=EmbeddingResponse,
+    tags=["embeddings"],
+    responses=_not_found("the request names another model than the one served"),
+)
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
     """Unit-length embeddings of texts or images (data: URLs, with ``"modality": "image"``), in input order.
 
@@ -77,7 +86,12 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Embeddi
     return EmbeddingResponse(data=data, model=service.model_name, usage=usage)
 
 
-@router.post("/search", response_model=SearchResponse, tags=["search"])
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    tags=["search"],
+    responses=_not_found("the service was started without embeddings or an index to search"),
+)
 async def search(body: SearchRequest, request: Request) -> SearchResponse:
     """The rows of the served embeddings nearest a text or an image query, best first, with their sources."""
     service = _service(request)

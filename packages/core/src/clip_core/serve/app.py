@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, UploadFile
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,12 +18,13 @@ from clip_core.model import ClipModel
 from clip_core.preprocess import ImagePreprocess
 from clip_core.protocols import Tokenizer
 from clip_core.serve.api import router
+from clip_core.serve.apidocs import answer_errors_as_served, render_api_docs
 from clip_core.serve.apierrors import APIError, install_error_handlers
 from clip_core.serve.encoder import Encoder
 from clip_core.serve.images import decode_image
 from clip_core.serve.limits import BodyLimit
 from clip_core.serve.page import CONTENT_SECURITY_POLICY, PageState, render_page
-from clip_core.serve.schemas import Health
+from clip_core.serve.schemas import ErrorResponse, Health
 from clip_core.serve.searchers import EmbeddingsSearcher, Searcher
 from clip_core.serve.service import Service
 
@@ -78,8 +80,18 @@ def create_app(
         title="clip serve",
         description=f"Embeddings, search and zero-shot classification with {service.model_name}.",
         lifespan=lifespan,
+        docs_url="/swagger",  # Swagger UI loads its scripts from a CDN; /docs is rendered here
+        redoc_url=None,
     )
     app.state.service = service
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = answer_errors_as_served(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(router)
     _add_page_routes(app, service)
@@ -132,13 +144,25 @@ def _add_page_routes(app: FastAPI, service: Service) -> None:
         label = f"the image {image.filename}" if image is not None and image.filename else "the uploaded image"
         return page(state(top_k=k, hits=hits, query_label=label))
 
-    @app.get("/thumbnails/{row}", tags=["page"], responses={200: {"content": {"image/jpeg": {}}}})
+    @app.get(
+        "/thumbnails/{row}",
+        tags=["page"],
+        responses={
+            200: {"content": {"image/jpeg": {}}},
+            404: {"model": ErrorResponse, "description": "the row is not an image file of the served embeddings"},
+        },
+    )
     async def thumbnail(row: int) -> Response:
         """A JPEG thumbnail of a row's image file: only files listed in the served embeddings are ever read."""
         picture = await service.thumbnail(row)
         if picture is None:
             raise APIError(404, f"row {row} has no image here", "row", "not_found")
         return Response(picture, media_type="image/jpeg", headers={"cache-control": "max-age=3600"})
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        """The API reference, from the OpenAPI schema, rendered on the server (no network, no script needed)."""
+        return HTMLResponse(render_api_docs(app.openapi()), headers=_PAGE_HEADERS)
 
     @app.get("/health", response_model=Health, tags=["service"])
     async def health() -> Health:
