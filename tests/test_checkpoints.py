@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save, save_file
 
 import clip_core
 from clip_core import CheckpointError, ClipModel, durable
@@ -185,3 +188,33 @@ def test_tied_weights_are_saved(tmp_path: Path) -> None:
     shared.text.norm.weight = shared.visual.norm.weight  # both 40 wide in tiny-wide
     path = shared.save_pretrained(tmp_path / "tied")
     assert torch.equal(clip_core.load_checkpoint(path).text.norm.weight, shared.visual.norm.weight)
+
+
+_DTYPES = [torch.int64, torch.float64, torch.float32, torch.int32, torch.bfloat16, torch.float16, torch.int16]
+_DTYPES += [torch.int8, torch.uint8, torch.bool]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(st.sampled_from("ab.c_0"), min_size=1, max_size=6),
+        st.tuples(st.sampled_from(_DTYPES), st.lists(st.integers(0, 4), max_size=3)),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_streamed_safetensors_are_the_bytes_safetensors_save_writes(
+    specs: dict[str, tuple[torch.dtype, list[int]]], with_metadata: bool
+) -> None:
+    """``durable.write_safetensors`` writes from the tensors' own memory, one at a time, yet its file is byte for
+    byte what ``safetensors.torch.save`` returns: the same layout (dtype order, then names) and header (whose
+    metadata keys ``save`` writes in no fixed order, so one key is used here)."""
+    generator = torch.Generator().manual_seed(len(specs))
+    tensors = {
+        name: (torch.randint(0, 2, shape, generator=generator) * 3).to(dtype) for name, (dtype, shape) in specs.items()
+    }
+    metadata = {"format": "pt"} if with_metadata else {}  # one key: save() orders several as a hash map does
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "t.safetensors"
+        durable.write_safetensors(path, tensors, metadata)
+        assert path.read_bytes() == save(tensors, metadata=metadata or None)

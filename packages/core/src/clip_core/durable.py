@@ -6,8 +6,10 @@ synced, so that a crash at any point leaves either the previous version or no ve
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +17,6 @@ from pathlib import Path
 from typing import IO
 
 import torch
-from safetensors.torch import save
 
 __all__ = ["staged_folder", "sync_path", "unshared_tensors", "write_atomically", "write_safetensors"]
 
@@ -55,9 +56,49 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     sync_path(path.parent)
 
 
+#: safetensors' names of torch's dtypes, in the order its files lay tensors out (its dtypes' order, reversed).
+_SAFETENSORS_DTYPES = {
+    torch.int64: "I64",
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.int32: "I32",
+    torch.bfloat16: "BF16",
+    torch.float16: "F16",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+_LAYOUT_RANK = {dtype: rank for rank, dtype in enumerate(_SAFETENSORS_DTYPES)}
+
+
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """:func:`write_atomically` for a safetensors file."""
-    write_atomically(path, lambda file: file.write(save(tensors, metadata=metadata)))
+    """:func:`write_atomically` for a safetensors file, streamed: the header, then each tensor's bytes from its own
+    memory, so no copy of the whole file is held (``safetensors.torch.save`` returns one as ``bytes``). The bytes
+    are ``save``'s: tensors by dtype (wider first, so that each starts aligned), then by name."""
+    for key, tensor in tensors.items():
+        if tensor.dtype not in _LAYOUT_RANK:
+            raise TypeError(f"{key}: no safetensors dtype for {tensor.dtype}")
+    order = sorted(tensors, key=lambda key: (_LAYOUT_RANK[tensors[key].dtype], key))
+    header: dict[str, object] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for key in order:
+        tensor = tensors[key]
+        size = tensor.numel() * tensor.element_size()
+        dtype, shape = _SAFETENSORS_DTYPES[tensor.dtype], list(tensor.shape)
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
+
+    def write(file: IO[bytes]) -> None:
+        file.write(struct.pack("<Q", len(encoded)) + encoded)
+        for key in order:
+            tensor = tensors[key].detach().to("cpu").contiguous()
+            if tensor.numel():
+                file.write(tensor.reshape(-1).view(torch.uint8).numpy().data)
+
+    write_atomically(path, write)
 
 
 def unshared_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
