@@ -246,6 +246,24 @@ def test_bodies_over_the_size_limit_are_refused_with_413_declared_or_streamed(cl
     assert vectors(client.post("/v1/embeddings", json={"input": "still serving"})).shape == (1, 16)
 
 
+@pytest.mark.parametrize("over", [1, 3])
+def test_a_client_that_sends_the_whole_body_before_reading_gets_the_413(client: httpx.Client, over: int) -> None:
+    """Python's own http.client (as urllib and many simple clients) writes a body whole before reading the answer:
+    the service reads and drops an oversized body (up to 4 times the limit) so that the 413 reaches such a client
+    instead of a connection reset."""
+    url = urlsplit(str(client.base_url))
+    body = b'{"input": "' + b"a" * (over << 20) + b'"}'  # the test server's limit is 1 MB
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=120)
+    try:
+        connection.request("POST", "/v1/embeddings", body=body, headers={"content-type": "application/json"})
+        answer = connection.getresponse()
+        assert answer.status == 413
+        assert json.loads(answer.read())["error"]["code"] == "request_too_large"
+    finally:
+        connection.close()
+    assert vectors(client.post("/v1/embeddings", json={"input": "still serving"})).shape == (1, 16)
+
+
 def test_unknown_routes_and_methods_answer_in_the_error_shape(client: httpx.Client) -> None:
     assert_error(client.get("/v1/nothing"), 404)
     assert client.get("/v1/embeddings").status_code == 405

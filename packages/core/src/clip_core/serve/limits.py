@@ -1,4 +1,10 @@
-"""The request size limit: bodies over ``max_bytes`` get a 413 before they are read whole (ASGI middleware)."""
+"""The request size limit: bodies over ``max_bytes`` get a 413 without being kept (ASGI middleware).
+
+The body of a refused request is read and dropped, up to :data:`DRAIN_FACTOR` times the limit, before the 413 is
+sent: a client that writes its whole body before reading (Python's ``http.client`` and ``urllib``, among others)
+would otherwise see the connection reset instead of the answer. A larger body is answered at once and the connection
+closed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clip_core.serve.apierrors import APIError, error_response
 
-__all__ = ["BodyLimit", "BodyTooLarge"]
+__all__ = ["DRAIN_FACTOR", "BodyLimit", "BodyTooLarge"]
+
+#: How much of a refused body is read and dropped, as a multiple of the limit, so that its sender gets the 413.
+DRAIN_FACTOR = 4
 
 
 class BodyTooLarge(APIError):
@@ -30,10 +39,8 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            refused = BodyTooLarge(self.max_bytes)
-            response = error_response(413, refused.message, None, refused.code)
-            response.headers["connection"] = "close"
-            await response(scope, receive, send)
+            drained = int(declared) <= DRAIN_FACTOR * self.max_bytes and await self._drain(receive)
+            await self._refuse(scope, receive, send, drained)
             return
         received = 0
         started = False
@@ -54,7 +61,27 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, watched_send)
-        except BodyTooLarge as exc:
+        except BodyTooLarge:
             if started:
                 raise
-            await error_response(413, exc.message, None, exc.code)(scope, receive, send)
+            await self._refuse(scope, receive, send, await self._drain(receive, received))
+
+    async def _drain(self, receive: Receive, received: int = 0) -> bool:
+        """Read and drop the rest of the body while it stays within :data:`DRAIN_FACTOR` times the limit; whether
+        it ended there."""
+        while received <= DRAIN_FACTOR * self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return received <= DRAIN_FACTOR * self.max_bytes
+        return False
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, drained: bool) -> None:
+        """The 413; the connection is closed unless the whole body was read."""
+        refused = BodyTooLarge(self.max_bytes)
+        response = error_response(413, refused.message, None, refused.code)
+        if not drained:
+            response.headers["connection"] = "close"
+        await response(scope, receive, send)
