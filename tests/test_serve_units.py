@@ -11,6 +11,7 @@ import asyncio
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -25,6 +26,7 @@ from clip_core.index import SearchHit
 from clip_core.serve import SERVE_MODULES, require_serve_extra
 from clip_core.serve.batcher import DynamicBatcher
 from clip_core.serve.encoder import Encoder
+from clip_core.serve.limits import DRAIN_FACTOR, BodyLimit
 from clip_core.serve.metrics import Metrics
 from clip_core.serve.page import PageState, render_page
 
@@ -226,3 +228,53 @@ def test_an_index_serves_the_exact_searchers_hits_and_thumbnails_of_image_rows_o
     assert [index.image_file(row) for row in range(-1, 7)] == [exact.image_file(row) for row in range(-1, 7)]
     [found], [wanted] = index.search(vectors[2:3], 3), exact.search(vectors[2:3], 3)
     assert [hit.row for hit in found] == [hit.row for hit in wanted] and found[0].row == 2
+
+
+async def _through_body_limit(parts: list[tuple[bytes, bool]], declared: int | None) -> tuple[int, dict[str, str], int]:
+    """Send a request whose body comes in ``parts`` (bytes, more to come) through ``BodyLimit`` (1,000 bytes) in
+    front of an app that reads the whole body, as a server's transport would; after the last part, receiving waits
+    until the answer is sent, as uvicorn's does. The status, headers and parts read."""
+    pending = list(parts)
+    answered = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if not pending:
+            await answered.wait()
+            return {"type": "http.disconnect"}
+        body, more = pending.pop(0)
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            answered.set()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # reads the body, as FastAPI does
+        while (await receive()).get("more_body", False):
+            pass
+
+    headers = [(b"content-length", str(declared).encode())] if declared is not None else []
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+    await asyncio.wait_for(BodyLimit(app, max_bytes=1000)(scope, receive, send), timeout=10)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    names = {bytes(k).decode(): bytes(v).decode() for k, v in start["headers"]}
+    return int(start["status"]), names, len(parts) - len(pending)
+
+
+@pytest.mark.parametrize(
+    ("parts", "declared", "kept_open"),
+    [
+        ([(b"x" * 600, True), (b"x" * 600, False)], None, True),  # over the limit at the last part: nothing to wait for
+        ([(b"x" * 600, True), (b"x" * 600, True), (b"", False)], None, True),  # over, then the rest read and dropped
+        ([(b"x" * 1200, False)], 1200, True),  # declared: read and dropped, the connection kept
+        ([(b"x" * 700, True)] * (2 * DRAIN_FACTOR), 700 * 2 * DRAIN_FACTOR, False),  # too big to read: closed at once
+    ],
+)
+def test_an_oversized_body_gets_a_413_without_waiting_for_more_than_it_sends(
+    parts: list[tuple[bytes, bool]], declared: int | None, kept_open: bool
+) -> None:
+    status, headers, read = asyncio.run(_through_body_limit(parts, declared))
+    assert status == 413
+    assert (headers.get("connection") != "close") == kept_open
+    assert read == (len(parts) if kept_open else 0)

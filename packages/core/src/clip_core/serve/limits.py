@@ -43,13 +43,14 @@ class BodyLimit:
             await self._refuse(scope, receive, send, drained)
             return
         received = 0
-        started = False
+        started = ended = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, ended
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
             return message
@@ -64,7 +65,8 @@ class BodyLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send, await self._drain(receive, received))
+            drained = ended or await self._drain(receive, received)  # after the last part, receive() would wait
+            await self._refuse(scope, receive, send, drained)
 
     async def _drain(self, receive: Receive, received: int = 0) -> bool:
         """Read and drop the rest of the body while it stays within :data:`DRAIN_FACTOR` times the limit; whether
