@@ -1,6 +1,7 @@
 """The plugin registry: pluggy underneath, a typed facade on top.
 
-Callers use the functions of this module (``tower_kind``, ``card_entry``, ``plugins`` ...), never ``pm.hook``.
+Callers use the functions of this module (``tower_kind``, ``card_entry``, ``plugins`` ...), never ``pm.hook``. What
+plugins register, and the ``register`` callbacks the hooks are called with, are in :mod:`clip_core.registrations`.
 Plugins are discovered through the entry-point group ``clip_core`` on first use; ``register_plugin`` adds one at
 run time (for notebooks). ``CLIP_DISABLED_PLUGINS`` (comma-separated entry-point names) blocks plugins.
 
@@ -15,24 +16,32 @@ import difflib
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from importlib import metadata
-from pathlib import Path
-from typing import Any, Literal, Protocol
 
 import pluggy
-import torch
-from pydantic import ValidationError
-from torch import nn
 
 from clip_core import hookspecs
-from clip_core.cardfiles import read_card_file
-from clip_core.cards import ModelCard, TokenizerConfig, TowerConfig, format_validation_error
 from clip_core.errors import CardError, PluginError, PretrainedError
 from clip_core.hookspecs import PLUGIN_API_VERSION
 from clip_core.hub.pretrained import PretrainedWeights
-from clip_core.protocols import Tokenizer
+from clip_core.registrations import (
+    DISABLE_ENV,
+    REGISTRARS,
+    CardEntry,
+    LossEntry,
+    Modality,
+    PluginInfo,
+    PretrainedEntry,
+    Tables,
+    TokenizerKind,
+    TowerKind,
+)
+from clip_core.registrations import RegisterCard as RegisterCard  # the protocols docs/plugins.md names here
+from clip_core.registrations import RegisterLoss as RegisterLoss
+from clip_core.registrations import RegisterPretrained as RegisterPretrained
+from clip_core.registrations import RegisterTokenizer as RegisterTokenizer
+from clip_core.registrations import RegisterTower as RegisterTower
 
 __all__ = [
     "DISABLE_ENV",
@@ -62,7 +71,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "clip_core"
-DISABLE_ENV = "CLIP_DISABLED_PLUGINS"
 #: Set to 1 to make a broken installed plugin an error instead of a warning (the test suites do).
 STRICT_ENV = "CLIP_STRICT_PLUGINS"
 
@@ -82,142 +90,6 @@ KNOWN_PROVIDERS: Mapping[str, str] = {
     "siglip": "clip-losses",
     "ntxent": "clip-losses",
 }
-
-Modality = Literal["image", "text"]
-TowerBuilder = Callable[[Any, int], nn.Module]
-WeightConverter = Callable[[Mapping[str, torch.Tensor], Any], dict[str, torch.Tensor]]
-#: ``exporter(tower_state, config) -> dict[str, Tensor]``: a tower's own state dict in a foreign layout (whole-model
-#: keys, e.g. ``visual.conv1.weight``); the inverse of the converter registered for the same layout.
-WeightExporter = Callable[[Mapping[str, torch.Tensor], Any], dict[str, torch.Tensor]]
-#: ``exporter(config, directory) -> dict[str, Any]``: writes a tokenizer's files for a foreign layout into
-#: ``directory`` and returns the settings that layout's text configuration takes from the tokenizer.
-TokenizerExporter = Callable[[TokenizerConfig, Path], dict[str, Any]]
-_KIND_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
-
-
-@dataclass(frozen=True)
-class TowerKind:
-    """A registered tower kind: its config class, its builder, and its foreign-weight converters (foreign layout to
-    ours) and exporters (ours to a foreign layout), each keyed by layout (``"openai"``, ``"hf"``, ...)."""
-
-    kind: str
-    modality: Modality
-    config: type[TowerConfig]
-    build: TowerBuilder
-    converters: Mapping[str, WeightConverter]
-    plugin: str
-    exporters: Mapping[str, WeightExporter] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TokenizerKind:
-    """A registered tokenizer kind: ``build(TokenizerConfig) -> Tokenizer``, and its exporters keyed by layout."""
-
-    kind: str
-    build: Callable[[TokenizerConfig], Tokenizer]
-    plugin: str
-    exporters: Mapping[str, TokenizerExporter] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CardEntry:
-    """A registered card, kept as raw data until it is asked for (it may use kinds of other plugins)."""
-
-    name: str
-    aliases: tuple[str, ...]
-    data: Mapping[str, Any] | ModelCard
-    origin: str
-    plugin: str
-
-
-@dataclass(frozen=True)
-class PretrainedEntry:
-    """Registered pretrained weights and the plugin that registered them."""
-
-    weights: PretrainedWeights
-    plugin: str
-
-
-@dataclass(frozen=True)
-class LossEntry:
-    """A registered loss: ``loss(**options)`` returns an ``nn.Module``."""
-
-    name: str
-    loss: Callable[..., nn.Module]
-    plugin: str
-
-
-@dataclass
-class PluginInfo:
-    """What ``clip plugins`` shows: who a plugin is and what it registered."""
-
-    name: str
-    distribution: str | None
-    version: str | None
-    api_version: str
-    towers: list[str] = field(default_factory=list)
-    cards: list[str] = field(default_factory=list)
-    tokenizers: list[str] = field(default_factory=list)
-    pretrained: list[str] = field(default_factory=list)
-    losses: list[str] = field(default_factory=list)
-    #: Why the plugin was left out (it registered nothing), or None for a working plugin.
-    error: str | None = None
-
-
-class RegisterTower(Protocol):
-    """The ``register`` callback of ``clip_register_towers``."""
-
-    def __call__(
-        self,
-        *,
-        kind: str,
-        modality: Modality,
-        config: type[TowerConfig],
-        build: TowerBuilder,
-        converters: Mapping[str, WeightConverter] | None = None,
-        exporters: Mapping[str, WeightExporter] | None = None,
-    ) -> None: ...
-
-
-class RegisterCard(Protocol):
-    """The ``register`` callback of ``clip_register_cards``."""
-
-    def __call__(self, card: str | os.PathLike[str] | Mapping[str, Any] | ModelCard | Any) -> None: ...
-
-
-class RegisterTokenizer(Protocol):
-    """The ``register`` callback of ``clip_register_tokenizers``."""
-
-    def __call__(
-        self,
-        *,
-        kind: str,
-        build: Callable[[TokenizerConfig], Tokenizer],
-        exporters: Mapping[str, TokenizerExporter] | None = None,
-    ) -> None: ...
-
-
-class RegisterPretrained(Protocol):
-    """The ``register`` callback of ``clip_register_pretrained`` (fields of :class:`PretrainedWeights`)."""
-
-    def __call__(self, *, card: str, tag: str, **fields: Any) -> None: ...
-
-
-class RegisterLoss(Protocol):
-    """The ``register`` callback of ``clip_register_losses``."""
-
-    def __call__(self, *, name: str, loss: Callable[..., nn.Module]) -> None: ...
-
-
-@dataclass
-class _Tables:
-    towers: dict[str, TowerKind] = field(default_factory=dict)
-    tokenizers: dict[str, TokenizerKind] = field(default_factory=dict)
-    cards: dict[str, CardEntry] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
-    pretrained: dict[tuple[str, str], PretrainedEntry] = field(default_factory=dict)
-    losses: dict[str, LossEntry] = field(default_factory=dict)
-    plugins: dict[str, PluginInfo] = field(default_factory=dict)
 
 
 def _check_api_version(name: str, plugin: object, origin: str) -> str:
@@ -245,7 +117,7 @@ class _Registry:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
-        self._tables: _Tables | None = None
+        self._tables: Tables | None = None
         self._meta: dict[str, tuple[str | None, str | None, str]] = {}
         self._broken: dict[str, PluginInfo] = {}
         self._installed: set[str] = set()
@@ -355,13 +227,13 @@ class _Registry:
             self._installed = set()
 
     # -- the tables ------------------------------------------------------------------------------------------
-    def tables(self) -> _Tables:
+    def tables(self) -> Tables:
         with self._lock:
             if self._tables is None:
                 self._tables = self._collect_isolated(self.manager())
             return self._tables
 
-    def _collect_isolated(self, pm: pluggy.PluginManager) -> _Tables:
+    def _collect_isolated(self, pm: pluggy.PluginManager) -> Tables:
         """The tables; an installed plugin whose registrations fail is left out (see :meth:`_leave_out`) and the
         tables are collected again without it."""
         while True:
@@ -373,21 +245,14 @@ class _Registry:
                 pm.unregister(name=failure.plugin)
                 self._leave_out(failure.plugin, failure.error)
 
-    def _collect_tables(self, pm: pluggy.PluginManager) -> _Tables:
-        tables = _Tables()
+    def _collect_tables(self, pm: pluggy.PluginManager) -> Tables:
+        tables = Tables()
         for name, plugin in pm.list_name_plugin():
             if plugin is None:
                 continue
             dist_name, dist_version, api = self._meta.get(name, (None, None, "?"))
             tables.plugins[name] = PluginInfo(name, dist_name, dist_version, api)
-        registrars = {
-            "clip_register_towers": self._tower_registrar,
-            "clip_register_cards": self._card_registrar,
-            "clip_register_tokenizers": self._tokenizer_registrar,
-            "clip_register_pretrained": self._pretrained_registrar,
-            "clip_register_losses": self._loss_registrar,
-        }
-        for hook_name, make_register in registrars.items():
+        for hook_name, make_register in REGISTRARS.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 register = make_register(tables, impl.plugin_name)
                 try:
@@ -410,120 +275,6 @@ class _Registry:
         tables.plugins.update(self._broken)
         return tables
 
-    @staticmethod
-    def _tower_registrar(tables: _Tables, plugin: str) -> RegisterTower:
-        def register(
-            *,
-            kind: str,
-            modality: Modality,
-            config: type[TowerConfig],
-            build: TowerBuilder,
-            converters: Mapping[str, WeightConverter] | None = None,
-            exporters: Mapping[str, WeightExporter] | None = None,
-        ) -> None:
-            where = f"plugin {plugin!r} registering tower kind {kind!r}"
-            _check_kind_name(kind, where)
-            if modality not in ("image", "text"):
-                raise PluginError(f"{where}: modality must be 'image' or 'text', not {modality!r}")
-            if not (isinstance(config, type) and issubclass(config, TowerConfig) and config is not TowerConfig):
-                raise PluginError(f"{where}: config must be a subclass of clip_core.TowerConfig, not {config!r}")
-            if config.model_fields["kind"].default != kind:
-                raise PluginError(f"{where}: {config.__name__}.kind must default to {kind!r} (a Literal[{kind!r}])")
-            if not callable(build):
-                raise PluginError(f"{where}: build must be callable (config, embed_dim) -> nn.Module")
-            converters, exporters = (
-                _by_layout(converters, "converters", where),
-                _by_layout(exporters, "exporters", where),
-            )
-            _no_duplicate(tables.towers, kind, plugin, "tower kind")
-            tables.towers[kind] = TowerKind(kind, modality, config, build, converters, plugin, exporters)
-            tables.plugins[plugin].towers.append(kind)
-
-        return register
-
-    @staticmethod
-    def _tokenizer_registrar(tables: _Tables, plugin: str) -> RegisterTokenizer:
-        def register(
-            *,
-            kind: str,
-            build: Callable[[TokenizerConfig], Tokenizer],
-            exporters: Mapping[str, TokenizerExporter] | None = None,
-        ) -> None:
-            where = f"plugin {plugin!r} registering tokenizer kind {kind!r}"
-            _check_kind_name(kind, where)
-            if not callable(build):
-                raise PluginError(f"{where}: build must be callable (TokenizerConfig) -> Tokenizer")
-            checked = _by_layout(exporters, "exporters", where)
-            _no_duplicate(tables.tokenizers, kind, plugin, "tokenizer kind")
-            tables.tokenizers[kind] = TokenizerKind(kind, build, plugin, checked)
-            tables.plugins[plugin].tokenizers.append(kind)
-
-        return register
-
-    @staticmethod
-    def _card_registrar(tables: _Tables, plugin: str) -> RegisterCard:
-        def register(card: Any) -> None:
-            data: Mapping[str, Any] | ModelCard
-            if isinstance(card, ModelCard):
-                data, origin, name, aliases = card, f"plugin {plugin!r}", card.name, tuple(card.aliases)
-            else:
-                if isinstance(card, Mapping):
-                    data, origin = card, f"plugin {plugin!r}"
-                elif isinstance(card, (str, os.PathLike)) or hasattr(card, "read_text"):
-                    data, origin = read_card_file(card), f"{card} (plugin {plugin!r})"
-                else:
-                    raise PluginError(f"plugin {plugin!r} registered a card of type {type(card).__name__}")
-                raw_name, raw_aliases = data.get("name"), data.get("aliases", ())
-                if not isinstance(raw_name, str) or not isinstance(raw_aliases, (list, tuple)):
-                    raise PluginError(f"card from {origin} needs a string `name` and a list of `aliases`")
-                name, aliases = raw_name, tuple(str(a) for a in raw_aliases)
-            for key in (name, *aliases):
-                owner = tables.aliases.get(key) or (key if key in tables.cards else None)
-                if owner is not None:
-                    raise PluginError(
-                        f"card name or alias {key!r} from {origin} is already taken by card {owner!r} "
-                        f"(plugin {tables.cards[owner].plugin!r})"
-                    )
-            tables.cards[name] = CardEntry(name, aliases, data, origin, plugin)
-            tables.aliases.update({alias: name for alias in aliases})
-            tables.plugins[plugin].cards.append(name)
-
-        return register
-
-    @staticmethod
-    def _pretrained_registrar(tables: _Tables, plugin: str) -> RegisterPretrained:
-        def register(*, card: str, tag: str, **fields: Any) -> None:
-            try:
-                weights = PretrainedWeights(card=card, tag=tag, **fields)
-            except ValidationError as exc:
-                raise PluginError(
-                    f"plugin {plugin!r} registered invalid pretrained weights {card}:{tag}: "
-                    f"{format_validation_error(exc)}"
-                ) from None
-            if (card, tag) in tables.pretrained:
-                raise PluginError(
-                    f"pretrained weights {card}:{tag} are registered by both {tables.pretrained[(card, tag)].plugin!r} "
-                    f"and {plugin!r}; disable one "
-                    f"with {DISABLE_ENV}"
-                )
-            tables.pretrained[(card, tag)] = PretrainedEntry(weights, plugin)
-            tables.plugins[plugin].pretrained.append(f"{card}:{tag}")
-
-        return register
-
-    @staticmethod
-    def _loss_registrar(tables: _Tables, plugin: str) -> RegisterLoss:
-        def register(*, name: str, loss: Callable[..., nn.Module]) -> None:
-            where = f"plugin {plugin!r} registering loss {name!r}"
-            _check_kind_name(name, where)
-            if not callable(loss):
-                raise PluginError(f"{where}: loss must be callable (**options) -> nn.Module")
-            _no_duplicate(tables.losses, name, plugin, "loss")
-            tables.losses[name] = LossEntry(name, loss, plugin)
-            tables.plugins[plugin].losses.append(name)
-
-        return register
-
 
 class _RegistrationFailed(Exception):
     """A plugin's registrations failed: which plugin, and the error a user sees."""
@@ -535,33 +286,6 @@ class _RegistrationFailed(Exception):
 
 def _strict() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _check_kind_name(kind: object, where: str) -> None:
-    if not isinstance(kind, str) or not kind or not set(kind) <= _KIND_CHARS or not kind[0].isalnum():
-        raise PluginError(f"{where}: names are lower-case letters, digits, '.', '_' and '-', got {kind!r}")
-
-
-def _by_layout(functions: Mapping[str, Any] | None, what: str, where: str) -> dict[str, Any]:
-    """``converters`` or ``exporters`` as a dict, checked: a mapping of layout names to callables."""
-    if functions is None:
-        return {}
-    if not isinstance(functions, Mapping):
-        raise PluginError(f"{where}: {what} must be a mapping {{layout: function}}, not {type(functions).__name__}")
-    for layout, function in functions.items():
-        if not isinstance(layout, str) or not layout:
-            raise PluginError(f"{where}: {what} are keyed by layout name ('openai', 'hf', ...), got {layout!r}")
-        if not callable(function):
-            raise PluginError(f"{where}: {what}[{layout!r}] must be callable (state_dict, config) -> dict")
-    return dict(functions)
-
-
-def _no_duplicate(table: Mapping[Any, Any], key: object, plugin: str, what: str) -> None:
-    if key in table:
-        other = getattr(table[key], "plugin", None) or "another plugin"
-        raise PluginError(
-            f"{what} {key!r} is registered by both {other!r} and {plugin!r}; disable one with {DISABLE_ENV}"
-        )
 
 
 def _unknown(what: str, name: str, known: Iterable[str]) -> str:
