@@ -44,6 +44,8 @@ import clip_core
 from clip_core.demo.evaluation import CLASSNAMES, TEMPLATES
 from clip_core.demo.shapes import combinations, generate
 from clip_core.eval import evaluate, write_wds
+from clip_core.eval.metrics import confusion_matrix
+from clip_core.eval.wds import MIN_SHARDS
 from clip_core.model import ClipModel
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -87,9 +89,7 @@ def clip_benchmark(
     logits, target = cb.run_classification(model, classifier, loader, "cpu", amp=False)
     finished = time.perf_counter()
     predicted = logits.argmax(dim=1)
-    confusion = [[0] * len(dataset.classes) for _ in dataset.classes]
-    for truth, guess in zip(target.tolist(), predicted.tolist(), strict=True):
-        confusion[truth][guess] += 1
+    confusion = confusion_matrix(predicted, target, len(dataset.classes)).tolist()
     acc1 = (predicted == target).float().mean().item()
     return Outcome(finished - began, finished - images_began, acc1, confusion)
 
@@ -106,7 +106,8 @@ def shapes(folder: Path, count: int, size: int, classes: int, workers: int) -> P
         samples,
         classnames=CLASSNAMES[:classes],
         templates=templates,
-        shard_size=min(64, -(-count // max(1, workers))),
+        shard_size=64,
+        min_shards=max(MIN_SHARDS, workers),
     )
 
 
