@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import interleaved_seconds
 
 
 def variants(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
@@ -47,15 +51,8 @@ def main() -> None:
         x = (torch.randn(args.batch, tokens, width, generator=generator) * 3 + 1).bfloat16()
         weight, bias = torch.randn(width, generator=generator), torch.randn(width, generator=generator)
         runs = variants(x, weight, bias)
-        seconds: dict[str, list[float]] = {key: [] for key in runs}
         with torch.no_grad():
-            for run in runs.values():
-                run()  # warm up
-            for _ in range(args.rounds):
-                for key, run in runs.items():
-                    start = time.perf_counter()
-                    run()
-                    seconds[key].append(time.perf_counter() - start)
+            seconds = interleaved_seconds(runs, args.rounds)
             equal = float((runs["mixed"]() == runs["cast"]()).float().mean())
         median = {key: statistics.median(values) * 1e3 for key, values in seconds.items()}
         mixed = median["mixed"]
