@@ -18,7 +18,14 @@ from typing import IO
 
 import torch
 
-__all__ = ["staged_folder", "sync_path", "unshared_tensors", "write_atomically", "write_safetensors"]
+__all__ = [
+    "safetensors_header",
+    "staged_folder",
+    "sync_path",
+    "unshared_tensors",
+    "write_atomically",
+    "write_safetensors",
+]
 
 
 def sync_path(path: Path) -> None:
@@ -88,17 +95,25 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
         dtype, shape = _SAFETENSORS_DTYPES[tensor.dtype], list(tensor.shape)
         header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
         offset += size
-    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
+    encoded = safetensors_header(header)
 
     def write(file: IO[bytes]) -> None:
-        file.write(struct.pack("<Q", len(encoded)) + encoded)
+        file.write(encoded)
         for key in order:
             tensor = tensors[key].detach().to("cpu").contiguous()
             if tensor.numel():
                 file.write(tensor.reshape(-1).view(torch.uint8).numpy().data)
 
     write_atomically(path, write)
+
+
+def safetensors_header(header: dict[str, object]) -> bytes:
+    """The bytes a safetensors file starts with, for ``header`` (``__metadata__`` and each tensor's dtype, shape and
+    data offsets): its length as 8 little-endian bytes, then its compact JSON padded with spaces so that the tensors'
+    data starts 8-byte aligned, as safetensors writes it."""
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded
 
 
 def unshared_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from clip_core.durable import write_atomically
+from clip_core.durable import safetensors_header, write_atomically
 from clip_core.errors import InputError
 
 __all__ = [
@@ -129,9 +128,7 @@ def _write_matrix(file: IO[bytes], kind: str, rows: int, dim: int, blocks: Itera
     else:
         tensor = {"dtype": "F32", "shape": [rows, dim], "data_offsets": [0, rows * dim * 4]}
         header = {"__metadata__": {"format": EMBEDDINGS_FORMAT}, EMBEDDINGS_KEY: tensor}
-        encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
-        encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
-        file.write(struct.pack("<Q", len(encoded)) + encoded)
+        file.write(safetensors_header(header))
     written = 0
     for block in blocks:
         if block.ndim != 2 or block.shape[1] != dim or written + block.shape[0] > rows:
