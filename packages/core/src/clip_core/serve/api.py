@@ -8,7 +8,7 @@ import torch
 from fastapi import APIRouter, Request
 
 from clip_core.errors import InputError
-from clip_core.serve.apierrors import APIError
+from clip_core.serve.apierrors import MALFORMED, APIError
 from clip_core.serve.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -27,7 +27,7 @@ from clip_core.serve.service import Service
 __all__ = ["router"]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorResponse, "description": "the request is malformed (OpenAI's error shape)"},
+    400: {"model": ErrorResponse, "description": MALFORMED},
     413: {"model": ErrorResponse, "description": "the request body is over the size limit"},
 }
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from clip_core.serve.apierrors import MALFORMED
+
 __all__ = ["answer_errors_as_served", "render_api_docs"]
 
 _ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -69,7 +71,7 @@ def answer_errors_as_served(schema: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault(
                     "400",
                     {
-                        "description": "the request is malformed (OpenAI's error shape)",
+                        "description": MALFORMED,
                         "content": {"application/json": {"schema": _ERROR_SCHEMA}},
                     },
                 )

@@ -18,7 +18,10 @@ from starlette.exceptions import HTTPException
 
 from clip_core.errors import ClipError
 
-__all__ = ["APIError", "error_response", "install_error_handlers"]
+__all__ = ["MALFORMED", "APIError", "error_response", "install_error_handlers"]
+
+#: How the API's schema describes its 400 answers.
+MALFORMED = "the request is malformed (OpenAI's error shape)"
 
 _log = logging.getLogger("clip_core.serve")
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
